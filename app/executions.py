@@ -1,0 +1,71 @@
+"""The app's side of executions in Redis: enqueue a job, read a status, a result, the replay log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from redis.asyncio import Redis
+
+from runtimes import keys, wire
+from runtimes.lifecycle import Status
+from runtimes.registry import RUNTIMES
+
+
+@dataclass(frozen=True)
+class Record:
+    """What Redis knows of an execution right now."""
+
+    execution_id: str
+    language: str
+    status: Status
+    result: wire.Result | None
+
+
+class ExecutionStore:
+    def __init__(self, redis: Redis, ttl_s: int) -> None:
+        self._redis = redis
+        self._ttl = ttl_s
+
+    async def submit(self, job: wire.Job) -> None:
+        """Record the execution as queued and append it to its language's stream, atomically."""
+        key = keys.execution(job.execution_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"status": Status.QUEUED.value, "language": job.language})
+            pipe.expire(key, self._ttl)
+            pipe.xadd(keys.job_stream(job.language), {"job": wire.encode(job)})
+            await pipe.execute()
+
+    async def get(self, execution_id: str) -> Record | None:
+        fields = cast(dict[bytes, bytes], await self._redis.hgetall(keys.execution(execution_id)))
+        if not fields:
+            return None
+        raw = fields.get(b"result")
+        return Record(
+            execution_id=execution_id,
+            language=fields[b"language"].decode(),
+            status=Status(fields[b"status"].decode()),
+            result=wire.decode_result(raw) if raw else None,
+        )
+
+    async def output(self, execution_id: str, start: int = 0) -> list[bytes]:
+        """Encoded output frames from `seq == start` on."""
+        frames = await self._redis.lrange(keys.output_log(execution_id), start, -1)
+        return cast(list[bytes], frames)
+
+    async def queue_depths(self) -> dict[str, int]:
+        """Accepted jobs no worker has claimed yet, per language."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for language in RUNTIMES:
+                pipe.xlen(keys.job_stream(language))
+                pipe.xpending(keys.job_stream(language), keys.WORKER_GROUP)
+            replies = await pipe.execute(raise_on_error=False)
+        depths = {}
+        for i, language in enumerate(RUNTIMES):
+            length, pending = replies[2 * i], replies[2 * i + 1]
+            claimed = pending["pending"] if isinstance(pending, dict) else 0
+            depths[language] = max(0, int(length) - claimed) if isinstance(length, int) else 0
+        return depths
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())

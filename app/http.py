@@ -1,0 +1,97 @@
+"""HTTP endpoints of the contract."""
+
+from __future__ import annotations
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.errors import ApiError
+from app.responses import json_response
+from app.state import AppState
+from app.validation import build_job, parse_body
+from app.watch import pending_result, watch_frames
+from runtimes.registry import RUNTIMES
+
+WAIT_MARGIN_S = 60.0
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    too_large = ApiError(413, "request_too_large", f"request bodies are limited to {limit} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+async def execute(request: Request) -> Response:
+    state = AppState.of(request)
+    body = parse_body(await _read_body(request, state.settings.max_request_bytes))
+    job = build_job(body, state.settings)
+    await state.store.submit(job)
+    if request.query_params.get("wait", "").lower() not in ("1", "true", "yes"):
+        return json_response(
+            {
+                "execution_id": job.execution_id,
+                "status": "queued",
+                "websocket_url": f"/ws/execution/{job.execution_id}",
+                "estimated_wait_ms": 0,
+            },
+            status=202,
+        )
+    with anyio.move_on_after(job.timeout_s + WAIT_MARGIN_S):
+        async for _ in watch_frames(state.store, state.relay, job.execution_id):
+            pass
+    return await _result(state, job.execution_id)
+
+
+async def _result(state: AppState, execution_id: str) -> Response:
+    record = await state.store.get(execution_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no execution {execution_id!r} (unknown or expired)")
+    result = record.result or pending_result(execution_id, record.language, record.status)
+    return json_response(result)
+
+
+async def get_execution(request: Request) -> Response:
+    return await _result(AppState.of(request), request.path_params["execution_id"])
+
+
+async def runtimes(_: Request) -> Response:
+    return json_response(
+        [
+            {
+                "language": rt.language,
+                "version": rt.version,
+                "aliases": rt.aliases,
+                "compiled": rt.compiled,
+            }
+            for rt in RUNTIMES.values()
+        ]
+    )
+
+
+async def healthz(_: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    state = AppState.of(request)
+    checks = {name: await check() for name, check in state.readiness.items()}
+    ok = all(checks.values())
+    return json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+
+routes = [
+    Route("/api/v1/execute", execute, methods=["POST"]),
+    Route("/api/v1/execution/{execution_id}", get_execution, methods=["GET"]),
+    Route("/api/v1/runtimes", runtimes, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]

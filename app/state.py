@@ -1,0 +1,27 @@
+"""What the app's lifespan owns, typed, for the endpoints to use."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import HTTPConnection
+
+from app.executions import ExecutionStore
+from app.relay import Relay
+from runtimes.settings import Settings
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: ExecutionStore
+    relay: Relay
+    readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+
+    @staticmethod
+    def of(conn: HTTPConnection) -> AppState:
+        state: AppState = conn.app.state.coderunner
+        return state

@@ -1,0 +1,1 @@
+"""The worker side: warm container pools, the job consumer and the executor."""

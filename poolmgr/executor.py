@@ -1,0 +1,198 @@
+"""Runs one job in one container, from claim to terminal status, with limits enforced outside."""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+import orjson
+
+from poolmgr import metrics
+from poolmgr.container import AgentGone, Container
+from poolmgr.engine import Engine, EngineError
+from poolmgr.pool import Pool
+from poolmgr.publisher import ExecutionPublisher
+from poolmgr.sandbox import DEFAULT_MEMORY_MB
+from runtimes import agent, wire
+from runtimes.lifecycle import Status
+from runtimes.registry import Runtime
+
+log = logging.getLogger(__name__)
+
+CHILD_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/workspace",
+    "LANG": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "TMPDIR": "/tmp",
+}
+_STREAMS = {agent.STDOUT: "stdout", agent.STDERR: "stderr"}
+
+
+@dataclass
+class Output:
+    """The program's output so far, cut at the byte limit, decoded without splitting characters."""
+
+    limit: int
+    used: int = 0
+    truncated: bool = False
+    text: dict[str, list[str]] = field(default_factory=lambda: {"stdout": [], "stderr": []})
+    _decoders: dict[str, codecs.IncrementalDecoder] = field(
+        default_factory=lambda: {
+            name: codecs.getincrementaldecoder("utf-8")(errors="replace")
+            for name in ("stdout", "stderr")
+        }
+    )
+
+    def add(self, stream: str, data: bytes) -> str:
+        room = self.limit - self.used
+        if len(data) > room:
+            data, self.truncated = data[:room], True
+        self.used += len(data)
+        return self._keep(stream, self._decoders[stream].decode(data))
+
+    def flush(self, stream: str) -> str:
+        return self._keep(stream, self._decoders[stream].decode(b"", final=True))
+
+    def _keep(self, stream: str, text: str) -> str:
+        if text:
+            self.text[stream].append(text)
+        return text
+
+    def joined(self, stream: str) -> str:
+        return "".join(self.text[stream])
+
+
+@dataclass
+class RunOutcome:
+    status: Status
+    exit_code: int | None = None
+    signal: str | None = None
+    failure_code: str | None = None
+
+
+def agent_job(job: wire.Job, runtime: Runtime) -> dict[str, object]:
+    """What the in-container agent needs: files, entry point, argv, stdin, environment."""
+    return {
+        "files": [{"name": f.name, "content": f.content} for f in job.files],
+        "entry": job.files[0].name,
+        "mode": runtime.mode,
+        "args": list(job.args),
+        "stdin": job.stdin,
+        "interactive": job.interactive,
+        "env": CHILD_ENV,
+    }
+
+
+class Executor:
+    """Executes jobs of one worker: claim (or cold-start), run, stream, destroy."""
+
+    def __init__(self, engine: Engine, pools: dict[str, Pool], max_output_bytes: int) -> None:
+        self._engine = engine
+        self._pools = pools
+        self._max_output = max_output_bytes
+
+    async def execute(self, job: wire.Job, publisher: ExecutionPublisher) -> wire.Result:
+        queue_s = max(0.0, time.time() - job.enqueued_at)
+        metrics.QUEUE_WAIT.labels(job.language).observe(queue_s)
+        pool = self._pools[job.language]
+        t0 = time.monotonic()
+        await publisher.set_status(Status.PREPARING)
+        start: Literal["warm", "cold"] = "warm"
+        container = pool.claim()
+        try:
+            if container is None:
+                start = "cold"
+                container = await pool.cold_start()
+        except (EngineError, AgentGone, TimeoutError) as exc:
+            log.error("execution=%s no container: %s", job.execution_id, exc)
+            outcome = RunOutcome(Status.FAILED, failure_code="no_container")
+            return self._result(job, outcome, Output(0), None, queue_s, t0, t0, t0)
+        pool.record_start(cold=start == "cold")
+        try:
+            if job.memory_mb != DEFAULT_MEMORY_MB:
+                await self._engine.set_memory(container.id, job.memory_mb)
+            await container.send_job(agent_job(job, pool.runtime))
+            t_run = time.monotonic()
+            await publisher.set_status(Status.RUNNING)
+            output = Output(self._max_output)
+            outcome = await self._run(container, job, publisher, output)
+            if outcome.signal == "SIGKILL" or outcome.failure_code == "agent_lost":
+                outcome = await self._explain_kill(container, outcome)
+            return self._result(job, outcome, output, start, queue_s, t0, t_run, time.monotonic())
+        finally:
+            pool.discard(container)
+
+    async def _run(
+        self, container: Container, job: wire.Job, publisher: ExecutionPublisher, output: Output
+    ) -> RunOutcome:
+        outcome = RunOutcome(Status.FAILED, failure_code="agent_lost")
+        with anyio.move_on_after(job.timeout_s) as deadline:
+            async for kind, payload in container.frames():
+                stream = _STREAMS.get(kind)
+                if stream is not None:
+                    text = output.add(stream, payload)
+                    if text:
+                        await publisher.output(stream, text)
+                    if output.truncated:
+                        outcome = RunOutcome(Status.OUTPUT_EXCEEDED, signal="SIGKILL")
+                        break
+                elif kind == agent.EXIT:
+                    info = orjson.loads(payload)
+                    outcome = RunOutcome(Status.COMPLETED, info["exit_code"], info["signal"])
+                    break
+        if deadline.cancelled_caught:
+            outcome = RunOutcome(Status.TIMED_OUT, signal="SIGKILL")
+        for stream in ("stdout", "stderr"):
+            text = output.flush(stream)
+            if text:
+                await publisher.output(stream, text)
+        return outcome
+
+    async def _explain_kill(self, container: Container, outcome: RunOutcome) -> RunOutcome:
+        """A SIGKILL or a vanished agent is a memory kill when the engine saw an OOM."""
+        try:
+            state = (await self._engine.inspect(container.id)).get("State", {})
+        except Exception as exc:  # the container may already be gone; keep what we know
+            log.warning("cannot inspect %s: %s", container.id[:12], exc)
+            return outcome
+        if state.get("OOMKilled"):
+            return RunOutcome(Status.MEMORY_EXCEEDED, signal="SIGKILL")
+        return outcome
+
+    def _result(
+        self,
+        job: wire.Job,
+        outcome: RunOutcome,
+        output: Output,
+        start: Literal["warm", "cold"] | None,
+        queue_s: float,
+        t0: float,
+        t_run: float,
+        t_end: float,
+    ) -> wire.Result:
+        timings = wire.Timings(
+            queue_ms=round(queue_s * 1e3, 2),
+            start_ms=round((t_run - t0) * 1e3, 2),
+            run_ms=round((t_end - t_run) * 1e3, 2),
+            total_ms=round((queue_s + t_end - t0) * 1e3, 2),
+        )
+        metrics.EXECUTIONS.labels(job.language, outcome.status.value).inc()
+        metrics.DURATION.labels(job.language, outcome.status.value).observe(t_end - t0)
+        return wire.Result(
+            execution_id=job.execution_id,
+            language=job.language,
+            status=outcome.status,
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            stdout=output.joined("stdout"),
+            stderr=output.joined("stderr"),
+            truncated=output.truncated,
+            start=start,
+            failure_code=outcome.failure_code,
+            timings=timings,
+        )

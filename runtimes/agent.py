@@ -1,0 +1,263 @@
+"""The in-container agent: waits warm on stdin for one job, runs it, streams its output.
+
+It runs as PID 1 of a one-shot container, so it needs only the standard library and
+is copied into each runtime image. The worker imports the framing from here too, so
+the protocol is written once.
+
+Protocol: frames of `kind (1 byte) | length (u32, big endian) | payload` both ways.
+Worker -> agent: JOB (JSON), STDIN (bytes), STDIN_EOF. Agent -> worker: READY once
+the interpreter is loaded, STDOUT/STDERR chunks in the order the program wrote
+them, then EXIT (JSON `{"exit_code", "signal"}`): an explicit end, never inferred
+from the stream closing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import runpy
+import selectors
+import signal
+import struct
+import sys
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+HEADER = struct.Struct(">cI")
+JOB, STDIN, STDIN_EOF = b"J", b"I", b"Z"
+READY, STDOUT, STDERR, EXIT = b"R", b"1", b"2", b"X"
+WORKSPACE = "/workspace"
+CHUNK = 65536
+
+
+def frame(kind: bytes, payload: bytes = b"") -> bytes:
+    """One protocol frame."""
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+class FrameReader:
+    """Splits a byte stream into frames, whatever the chunking of the transport."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self._buf += data
+        while len(self._buf) >= HEADER.size:
+            kind, size = HEADER.unpack_from(self._buf)
+            end = HEADER.size + size
+            if len(self._buf) < end:
+                return
+            payload = bytes(self._buf[HEADER.size : end])
+            del self._buf[:end]
+            yield kind, payload
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_files(files: list[dict[str, str]]) -> None:
+    for f in files:
+        path = os.path.join(WORKSPACE, f["name"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(f["content"])
+
+
+def _exit_code(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _run_python(entry: str, args: list[str]) -> int:
+    """Run `entry` as `__main__` in this (forked, already warm) interpreter."""
+    sys.argv = [entry, *args]
+    sys.path[0] = WORKSPACE
+    # The program's standard streams live as long as its process: no context manager.
+    sys.stdin = open(0, encoding="utf-8", errors="surrogateescape", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1)  # noqa: SIM115
+    try:
+        runpy.run_path(entry, run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except BaseException as exc:  # the program's own error, reported as python would
+        tb = exc.__traceback__
+        while tb is not None and not tb.tb_frame.f_code.co_filename.startswith(WORKSPACE):
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    return code
+
+
+def _child(job: dict[str, Any], stdin_r: int, out_w: int, err_w: int) -> None:
+    """Become the program: pipes on 0/1/2, nothing else open, default signals."""
+    os.setsid()
+    for target, fd in ((0, stdin_r), (1, out_w), (2, err_w)):
+        os.dup2(fd, target)
+    os.closerange(3, 65536)
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler)
+    os.chdir(WORKSPACE)
+    os.environ.clear()
+    os.environ.update(job.get("env", {}))
+    code = 1
+    try:
+        code = _run_python(os.path.join(WORKSPACE, job["entry"]), job.get("args", []))
+    except BaseException:  # the agent's own failure: say so on the program's stderr
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+class Session:
+    """The parent side of one run: relays pipes to frames and frames to stdin."""
+
+    def __init__(self, control: int, out: int) -> None:
+        self.control, self.out = control, out
+        self.reader = FrameReader()
+        self.sel = selectors.DefaultSelector()
+        self.pending_stdin = bytearray()
+        self.stdin_w: int | None = None
+        self.close_stdin = False
+        self.status: int | None = None
+
+    def send(self, kind: bytes, payload: bytes = b"") -> None:
+        _write_all(self.out, frame(kind, payload))
+
+    def next_job(self) -> dict[str, Any]:
+        while True:
+            data = os.read(self.control, CHUNK)
+            if not data:
+                sys.exit(0)  # the worker went away before giving us a job
+            for kind, payload in self.reader.feed(data):
+                if kind == JOB:
+                    job: dict[str, Any] = json.loads(payload)
+                    return job
+
+    def run(self, job: dict[str, Any]) -> None:
+        _write_files(job["files"])
+        stdin_r, self.stdin_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            _child(job, stdin_r, out_w, err_w)
+        for fd in (stdin_r, out_w, err_w):
+            os.close(fd)
+        os.set_blocking(self.stdin_w, False)
+        self.pending_stdin += job.get("stdin", "").encode()
+        self.close_stdin = not job.get("interactive", False)
+        pidfd = os.pidfd_open(pid)
+        self.sel.register(out_r, selectors.EVENT_READ, STDOUT)
+        self.sel.register(err_r, selectors.EVENT_READ, STDERR)
+        self.sel.register(self.control, selectors.EVENT_READ, JOB)
+        self.sel.register(pidfd, selectors.EVENT_READ, EXIT)
+        self._flush_stdin()
+        self._loop(pid)
+
+    def _loop(self, pid: int) -> None:
+        open_pipes = 2
+        while open_pipes or self.status is None:
+            for key, _ in self.sel.select():
+                fd, what = key.fd, key.data
+                if what in (STDOUT, STDERR):
+                    data = os.read(fd, CHUNK)
+                    if data:
+                        self.send(what, data)
+                    else:
+                        self.sel.unregister(fd)
+                        os.close(fd)
+                        open_pipes -= 1
+                elif what == EXIT:
+                    self.sel.unregister(fd)
+                    os.close(fd)
+                    self.status = os.waitpid(pid, 0)[1]
+                    self._end_stdin()
+                    _kill_leftovers(pid)
+                elif what == JOB:
+                    self._on_control(os.read(fd, CHUNK))
+                else:
+                    self._flush_stdin()
+        assert self.status is not None
+        self.send(EXIT, json.dumps(_describe(self.status)).encode())
+
+    def _on_control(self, data: bytes) -> None:
+        if not data:
+            self.sel.unregister(self.control)
+            return
+        for kind, payload in self.reader.feed(data):
+            if kind == STDIN:
+                self.pending_stdin += payload
+            elif kind == STDIN_EOF:
+                self.close_stdin = True
+        self._flush_stdin()
+
+    def _flush_stdin(self) -> None:
+        if self.stdin_w is None:
+            return
+        try:
+            while self.pending_stdin:
+                del self.pending_stdin[: os.write(self.stdin_w, self.pending_stdin)]
+        except BlockingIOError:
+            pass
+        except BrokenPipeError:
+            self.pending_stdin.clear()
+        self._watch_stdin(bool(self.pending_stdin))
+        if not self.pending_stdin and self.close_stdin:
+            self._end_stdin()
+
+    def _watch_stdin(self, want: bool) -> None:
+        assert self.stdin_w is not None
+        watched = self.stdin_w in self.sel.get_map()
+        if want and not watched:
+            self.sel.register(self.stdin_w, selectors.EVENT_WRITE, STDIN)
+        elif watched and not want:
+            self.sel.unregister(self.stdin_w)
+
+    def _end_stdin(self) -> None:
+        if self.stdin_w is not None:
+            self._watch_stdin(False)
+            os.close(self.stdin_w)
+            self.stdin_w = None
+
+
+def _kill_leftovers(pid: int) -> None:
+    """Kill whatever the program left running, which closes the pipes it still holds.
+
+    As PID 1 of a one-shot container that is every other process; elsewhere (tests on
+    the host) only the program's own process group.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(-1, signal.SIGKILL) if os.getpid() == 1 else os.killpg(pid, signal.SIGKILL)
+
+
+def _describe(status: int) -> dict[str, Any]:
+    if os.WIFSIGNALED(status):
+        return {"exit_code": None, "signal": signal.Signals(os.WTERMSIG(status)).name}
+    return {"exit_code": os.WEXITSTATUS(status), "signal": None}
+
+
+def main() -> None:
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    session = Session(control=0, out=1)
+    session.send(READY)
+    session.run(session.next_job())
+
+
+if __name__ == "__main__":
+    main()

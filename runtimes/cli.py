@@ -1,0 +1,141 @@
+"""`coderunner`: the one entry point that composes the app and the workers into processes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Generator
+
+import anyio
+import uvicorn
+from prometheus_client import start_http_server
+from redis.asyncio import Redis
+
+from runtimes.redis_server import EmbeddedRedis, RedisServerError
+from runtimes.settings import Settings, SettingsError
+
+log = logging.getLogger("coderunner")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: `_serve` owns the signals and the stop order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) -> None:
+    """Run the API and/or the worker until SIGINT/SIGTERM, then stop the worker gracefully."""
+    from app.main import create_app
+    from poolmgr.worker import Worker
+
+    redis = Redis.from_url(redis_url)
+    runner = Worker(settings, redis) if worker else None
+    server = None
+    if api:
+        readiness = {"docker": runner.ready} if runner else {}
+        app = create_app(settings, redis_url, readiness)
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+        server = _Server(config)
+    worker_scope = anyio.CancelScope()
+
+    async def run_worker() -> None:
+        assert runner is not None
+        with worker_scope:
+            await runner.run()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            if runner is not None:
+                tg.start_soon(run_worker)
+            if server is not None:
+                tg.start_soon(server.serve)
+                log.info("serving on http://%s:%d", settings.host, settings.port)
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    log.info("%s received: stopping", signal.Signals(signum).name)
+                    break
+            if runner is not None:
+                await runner.stop()
+                worker_scope.cancel()
+            if server is not None:
+                server.should_exit = True
+    finally:
+        await redis.aclose()
+
+
+def _run(settings: Settings, redis_url: str, api: bool, worker: bool) -> None:
+    anyio.run(_serve, settings, redis_url, api, worker)
+
+
+def _require_redis(settings: Settings) -> str:
+    if settings.redis_url is None:
+        raise SystemExit("set CODERUNNER_REDIS_URL (e.g. redis://localhost:6379/0)")
+    return settings.redis_url
+
+
+def cmd_api(settings: Settings, _: argparse.Namespace) -> None:
+    _run(settings, _require_redis(settings), api=True, worker=False)
+
+
+def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
+    start_http_server(settings.worker_metrics_port, addr=settings.host)
+    _run(settings, _require_redis(settings), api=False, worker=True)
+
+
+def cmd_dev(settings: Settings, _: argparse.Namespace) -> None:
+    if settings.redis_url is not None:
+        _run(settings, settings.redis_url, api=True, worker=True)
+        return
+    with EmbeddedRedis() as redis:
+        log.info("started a private redis-server at %s", redis.url)
+        _run(settings, redis.url, api=True, worker=True)
+
+
+def cmd_images_build(settings: Settings, args: argparse.Namespace) -> None:
+    from poolmgr.images import ImageBuildError, build_images
+
+    try:
+        build_images(settings, args.languages)
+    except ImageBuildError as exc:
+        raise SystemExit(f"coderunner images build: {exc}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coderunner", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("api", help="HTTP + WebSocket API (needs Redis)").set_defaults(fn=cmd_api)
+    sub.add_parser("worker", help="pool manager + executor (needs Redis + Docker)").set_defaults(
+        fn=cmd_worker
+    )
+    sub.add_parser("dev", help="api + worker in one process, with a private redis").set_defaults(
+        fn=cmd_dev
+    )
+    images = sub.add_parser("images", help="runtime images").add_subparsers(
+        dest="action", required=True
+    )
+    build = images.add_parser("build", help="build the runtime images (offline-capable)")
+    build.add_argument("languages", nargs="*", help="languages to build (default: all)")
+    build.set_defaults(fn=cmd_images_build)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"coderunner: {exc}") from None
+    try:
+        args.fn(settings, args)
+    except RedisServerError as exc:
+        raise SystemExit(f"coderunner: {exc}") from None

@@ -1,0 +1,24 @@
+"""Every Redis key, stream, group and channel name, built here and nowhere else."""
+
+PREFIX = "cr:"
+WORKER_GROUP = "workers"
+
+
+def job_stream(language: str) -> str:
+    """The stream of accepted, not yet finished jobs of one language."""
+    return f"{PREFIX}jobs:{language}"
+
+
+def execution(execution_id: str) -> str:
+    """The hash holding an execution's status, language and final result."""
+    return f"{PREFIX}exec:{execution_id}"
+
+
+def output_log(execution_id: str) -> str:
+    """The list of output frames that a late WebSocket replays first."""
+    return f"{PREFIX}out:{execution_id}"
+
+
+def events(execution_id: str) -> str:
+    """The pub/sub channel carrying an execution's live frames."""
+    return f"{PREFIX}ev:{execution_id}"

@@ -1,0 +1,64 @@
+"""A private `redis-server` on a unix socket, for `coderunner dev` and the test session."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+START_TIMEOUT_S = 10.0
+
+
+class RedisServerError(RuntimeError):
+    """The private redis-server could not be started."""
+
+
+class EmbeddedRedis:
+    """Starts on enter, stops on exit; its URL is a unix socket, so no port can clash."""
+
+    def __init__(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="coderunner-redis-"))
+        self.socket = self._dir / "redis.sock"
+        self.url = f"unix://{self.socket}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RedisServerError(
+                "redis-server is not installed: run `apt-get install -y redis-server`"
+                " or set CODERUNNER_REDIS_URL to a Redis you run"
+            )
+        self._proc = subprocess.Popen(
+            [binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+             "--save", "", "--appendonly", "no", "--dir", str(self._dir), "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.socket.exists():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RedisServerError(f"redis-server did not start (socket {self.socket})")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
