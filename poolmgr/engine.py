@@ -56,6 +56,14 @@ class AttachedStream:
                 self.closed = True
                 return
 
+    async def wait_closed(self) -> None:
+        """Buffer anything that arrives until the stream ends; an idle agent says nothing."""
+        while not self.closed:
+            try:
+                self._buf += await self._stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self.closed = True
+
     async def aclose(self) -> None:
         self.closed = True
         await self._stream.aclose()

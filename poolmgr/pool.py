@@ -41,6 +41,7 @@ class Pool:
         self._limiter = create_limiter
         self._warm: deque[Container] = deque()
         self._creating = 0
+        self._watches: dict[str, anyio.CancelScope] = {}
         self._wake = anyio.Event()
         self._tg: TaskGroup | None = None
         self.starts = metrics.StartWindow(DEMAND_WINDOW_S)
@@ -59,6 +60,7 @@ class Pool:
         """Hand out a live warm container, or None; atomic since it never awaits."""
         while self._warm:
             container = self._warm.popleft()
+            self._watches.pop(container.id).cancel()
             self._wake.set()
             if container.alive:
                 return container
@@ -104,10 +106,26 @@ class Pool:
             log.error("could not warm a %s container: %s", self.language, exc)
             await anyio.sleep(RETRY_DELAY_S)
         else:
-            self._warm.append(container)
+            self._add_warm(container)
         finally:
             self._creating -= 1
             self._wake.set()
+
+    def _add_warm(self, container: Container) -> None:
+        assert self._tg is not None
+        scope = self._watches[container.id] = anyio.CancelScope()
+        self._warm.append(container)
+        self._tg.start_soon(self._watch, container, scope)
+
+    async def _watch(self, container: Container, scope: anyio.CancelScope) -> None:
+        """Drop a warm container the moment it dies, so a claim never sees it."""
+        with scope:
+            await container.stream.wait_closed()
+            log.warning("warm %s container %s died; replacing it", self.language, container.id[:12])
+            self._warm.remove(container)
+            del self._watches[container.id]
+            self._wake.set()
+            self.discard(container)
 
     async def _create(self) -> Container:
         async with self._limiter:
@@ -129,12 +147,16 @@ class Pool:
         return container
 
     async def _destroy(self, container: Container) -> None:
-        try:
-            await container.stream.aclose()
-            await self._engine.remove(container.id)
-        except EngineError as exc:
-            log.error("could not remove container %s: %s", container.id[:12], exc)
+        """Shielded: a pool that is being cancelled still removes what it started removing."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await container.stream.aclose()
+                await self._engine.remove(container.id)
+            except EngineError as exc:
+                log.error("could not remove container %s: %s", container.id[:12], exc)
 
     async def _drain(self) -> None:
         while self._warm:
-            await self._destroy(self._warm.popleft())
+            container = self._warm.popleft()
+            self._watches.pop(container.id).cancel()
+            await self._destroy(container)

@@ -1,0 +1,3 @@
+from runtimes.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""The warm pool against a real Docker engine: fill, claim, refill, cold start, never reuse."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+from redis.asyncio import Redis
+
+from poolmgr.engine import Engine
+from poolmgr.executor import Executor
+from poolmgr.pool import Pool
+from poolmgr.publisher import ExecutionPublisher
+from poolmgr.sandbox import LABEL_WORKER
+from runtimes import wire
+from runtimes.registry import RUNTIMES
+from runtimes.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.02)
+
+
+@asynccontextmanager
+async def running_pool(size: int) -> AsyncIterator[tuple[Pool, Engine, Settings]]:
+    """A pool of `size` for python, with its own worker id, checked empty after it stops."""
+    settings = Settings(worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", pool_size=size)
+    engine = Engine(settings.docker_url)
+    pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pool.run)
+        yield pool, engine, settings
+        tg.cancel_scope.cancel()
+    assert await engine.list_ids({LABEL_WORKER: settings.worker_id}) == []
+    engine.close()
+
+
+async def test_pool_fills_and_refills_after_a_claim() -> None:
+    async with running_pool(2) as (pool, engine, settings):
+        await _until(lambda: pool.warm == 2)
+        first = pool.claim()
+        assert first is not None and first.alive
+        assert pool.warm == 1
+        await _until(lambda: pool.warm == 2)
+        second = pool.claim()
+        assert second is not None and second.id != first.id
+        for used in (first, second):
+            pool.discard(used)
+        await _until(lambda: pool.warm == 2)
+        ids = await engine.list_ids({LABEL_WORKER: settings.worker_id})
+        assert first.id not in ids and second.id not in ids, "a used container must be destroyed"
+
+
+async def test_empty_pool_claims_nothing_and_cold_starts() -> None:
+    async with running_pool(0) as (pool, _, _):
+        assert pool.claim() is None
+        container = await pool.cold_start()
+        assert container.alive
+        pool.discard(container)
+
+
+async def test_a_warm_container_that_died_is_never_handed_out() -> None:
+    async with running_pool(1) as (pool, engine, _):
+        await _until(lambda: pool.warm == 1)
+        victim = pool._warm[0]
+        await engine.remove(victim.id)  # killed behind the pool's back
+        await _until(lambda: not victim.alive)
+        claimed = pool.claim()
+        assert claimed is None or claimed.id != victim.id
+        if claimed is not None:
+            pool.discard(claimed)
+
+
+async def _execute(pool: Pool, engine: Engine, redis_url: str, code: str) -> wire.Result:
+    redis = Redis.from_url(redis_url)
+    try:
+        job = wire.Job(uuid.uuid4().hex, "python", (wire.SourceFile("main.py", code),))
+        executor = Executor(engine, {"python": pool}, max_output_bytes=1 << 20)
+        return await executor.execute(job, ExecutionPublisher(redis, job, ttl_s=60))
+    finally:
+        await redis.aclose()
+
+
+async def test_executor_uses_the_warm_path_when_warm(redis_url: str) -> None:
+    async with running_pool(1) as (pool, engine, _):
+        await _until(lambda: pool.warm == 1)
+        result = await _execute(pool, engine, redis_url, "print('warm')")
+    assert (result.start, result.stdout, result.exit_code) == ("warm", "warm\n", 0)
+
+
+async def test_executor_cold_starts_when_the_pool_is_empty(redis_url: str) -> None:
+    async with running_pool(0) as (pool, engine, _):
+        result = await _execute(pool, engine, redis_url, "print('cold')")
+    assert (result.start, result.stdout, result.exit_code) == ("cold", "cold\n", 0)
