@@ -128,9 +128,12 @@ class Pool:
             self.discard(container)
 
     async def _create(self) -> Container:
+        config = container_config(self.runtime, self._settings)
         async with self._limiter:
             started = time.monotonic()
-            container_id = await self._engine.create(container_config(self.runtime, self._settings))
+            with anyio.CancelScope(shield=True):  # a created container must not lose its id
+                container_id = await self._engine.create(config)
+            stream = None
             try:
                 stream = await self._engine.attach(container_id)
                 container = Container(container_id, self.language, stream)
@@ -139,6 +142,8 @@ class Pool:
                     await container.wait_ready()
             except BaseException:
                 with anyio.CancelScope(shield=True):
+                    if stream is not None:
+                        await stream.aclose()
                     await self._engine.remove(container_id)
                 raise
         log.debug(
