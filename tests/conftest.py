@@ -16,6 +16,7 @@ import pytest
 from runtimes.redis_server import EmbeddedRedis
 from tests.client import Client
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

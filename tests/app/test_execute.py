@@ -76,7 +76,9 @@ def test_late_websocket_gets_all_output(server: Client) -> None:
 
 
 def test_two_watchers_see_the_same_frames(server: Client) -> None:
-    execution_id = server.submit(code="import time\nfor i in range(5):\n    print(i)\n    time.sleep(0.05)")
+    execution_id = server.submit(
+        code="import time\nfor i in range(5):\n    print(i)\n    time.sleep(0.05)"
+    )
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(server.watch, [execution_id, execution_id])
     assert first.output == second.output

@@ -41,7 +41,11 @@ def test_bad_requests_get_clear_4xx(server: Client) -> None:
         (b'{"language": "cobol", "code": "x"}', 422, "invalid_field"),
         (b'{"language": "python"}', 422, "invalid_field"),
         (b'{"language": "python", "code": "x", "timeout_s": 99}', 422, "invalid_field"),
-        (b'{"language": "python", "files": [{"name": "../x.py", "content": ""}]}', 422, "invalid_field"),
+        (
+            b'{"language": "python", "files": [{"name": "../x.py", "content": ""}]}',
+            422,
+            "invalid_field",
+        ),
         (b'{"language": "python", "code": "' + b"x" * 300_000 + b'"}', 413, "code_too_large"),
     ]
     for raw, status, code in cases:
@@ -60,4 +64,3 @@ def test_oversized_request_is_refused_before_its_body_is_read(server: Client) ->
         head = sock.recv(65536).decode()
     assert head.startswith("HTTP/1.1 413"), head
     assert '"request_too_large"' in head
-

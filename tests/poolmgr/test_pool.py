@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -28,9 +27,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def _until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
+async def _until(condition: Callable[[], bool], limit_s: float = 20) -> None:
+    """Poll: the pool has no event for tests to wait on, by design."""
+    with anyio.fail_after(limit_s):
+        while not condition():  # noqa: ASYNC110
             await anyio.sleep(0.02)
 
 
