@@ -38,15 +38,15 @@ class ExecutionStore:
 
     async def get(self, execution_id: str) -> Record | None:
         fields = cast(dict[bytes, bytes], await self._redis.hgetall(keys.execution(execution_id)))
-        if not fields:
-            return None
-        raw = fields.get(b"result")
-        return Record(
-            execution_id=execution_id,
-            language=fields[b"language"].decode(),
-            status=Status(fields[b"status"].decode()),
-            result=wire.decode_result(raw) if raw else None,
-        )
+        return _record(execution_id, fields)
+
+    async def snapshot(self, execution_id: str) -> tuple[Record | None, list[bytes]]:
+        """The record and its replay log, read atomically in one round trip."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.execution(execution_id))
+            pipe.lrange(keys.output_log(execution_id), 0, -1)
+            fields, frames = await pipe.execute()
+        return _record(execution_id, fields), frames
 
     async def output(self, execution_id: str, start: int = 0) -> list[bytes]:
         """Encoded output frames from `seq == start` on."""
@@ -69,3 +69,15 @@ class ExecutionStore:
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
+
+
+def _record(execution_id: str, fields: dict[bytes, bytes]) -> Record | None:
+    if not fields:
+        return None
+    raw = fields.get(b"result")
+    return Record(
+        execution_id=execution_id,
+        language=fields[b"language"].decode(),
+        status=Status(fields[b"status"].decode()),
+        result=wire.decode_result(raw) if raw else None,
+    )

@@ -23,14 +23,13 @@ async def watch_frames(
     gap-free: any frame not yet in the log is published after we subscribed.
     """
     async with relay.watch(execution_id) as live:
-        record = await store.get(execution_id)
+        record, replay = await store.snapshot(execution_id)
         if record is None:
             raise UnknownExecution(execution_id)
         shown = record.status
         yield wire.encode(wire.StatusEvent(shown))
-        next_seq = 0
-        for raw in await store.output(execution_id):
-            next_seq += 1
+        next_seq = len(replay)
+        for raw in replay:
             yield raw
         if record.result is not None:
             yield wire.encode(wire.ExitEvent.of(record.result))

@@ -101,15 +101,17 @@ class Executor:
         metrics.QUEUE_WAIT.labels(job.language).observe(queue_s)
         pool = self._pools[job.language]
         t0 = time.monotonic()
-        await publisher.set_status(Status.PREPARING)
         start: Literal["warm", "cold"] = "warm"
         container = pool.claim()
         try:
             if container is None:
                 start = "cold"
+                await publisher.set_status(Status.PREPARING)
                 container = await pool.cold_start()
         except (EngineError, AgentGone, TimeoutError) as exc:
             log.error("execution=%s no container: %s", job.execution_id, exc)
+            if publisher.status is Status.QUEUED:
+                await publisher.set_status(Status.PREPARING)
             outcome = RunOutcome(Status.FAILED, failure_code="no_container")
             return self._result(job, outcome, Output(0), None, queue_s, t0, t0, t0)
         pool.record_start(cold=start == "cold")
@@ -118,7 +120,9 @@ class Executor:
                 await self._engine.set_memory(container.id, job.memory_mb)
             await container.send_job(agent_job(job, pool.runtime))
             t_run = time.monotonic()
-            await publisher.set_status(Status.RUNNING)
+            # On the warm path `preparing` took no time: both go out in one round trip,
+            # after the job, so the program starts without waiting for Redis.
+            await publisher.set_status(Status.PREPARING, Status.RUNNING)
             output = Output(self._max_output)
             outcome = await self._run(container, job, publisher, output)
             if outcome.signal == "SIGKILL" or outcome.failure_code == "agent_lost":

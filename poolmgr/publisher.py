@@ -45,11 +45,15 @@ class ExecutionPublisher:
         )
         self.status, self._since = new, now
 
-    async def set_status(self, status: Status) -> None:
-        self._transition(status)
+    async def set_status(self, *statuses: Status) -> None:
+        """Move through `statuses` in order (skipping the current one), in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self._key, "status", status.value)
-            pipe.publish(self._channel, wire.encode(wire.StatusEvent(status)))
+            for status in statuses:
+                if status is self.status:
+                    continue
+                self._transition(status)
+                pipe.hset(self._key, "status", status.value)
+                pipe.publish(self._channel, wire.encode(wire.StatusEvent(status)))
             await pipe.execute()
 
     async def output(self, stream: str, data: str) -> None:

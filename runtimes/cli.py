@@ -69,7 +69,7 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
 
 
 def _run(settings: Settings, redis_url: str, api: bool, worker: bool) -> None:
-    anyio.run(_serve, settings, redis_url, api, worker)
+    anyio.run(_serve, settings, redis_url, api, worker, backend_options={"use_uvloop": True})
 
 
 def _require_redis(settings: Settings) -> str:

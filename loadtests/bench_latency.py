@@ -1,0 +1,151 @@
+"""Warm-path latency benchmark: POST -> first stdout frame and POST -> exit frame on the
+WebSocket, for a python hello world, against `docker run --rm` of the same image, in one run.
+
+    python loadtests/bench_latency.py [--runs 40] [--server URL]
+
+Without --server it starts its own `coderunner dev` (private redis) on a free port.
+Prints p50/p95 and the ratios the project's goals are stated in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlparse
+
+from websockets.sync.client import connect
+
+IMAGE = "coderunner-python:3.11"
+HELLO = "print('hello, world')"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def docker_run_baseline(runs: int) -> list[float]:
+    """`docker run --rm` of the same image and program, as a user would time it."""
+    cmd = [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "python3",
+        IMAGE,
+        "-c",
+        HELLO,
+    ]
+    subprocess.run(cmd, check=True, capture_output=True)  # warm the engine's caches
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        times.append((time.perf_counter() - t0) * 1e3)
+        assert out == "hello, world\n", out
+    return times
+
+
+def one_execution(base: str) -> tuple[float, float, str]:
+    """(ms to first stdout frame, ms to exit frame, warm|cold), both from the POST."""
+    url = urlparse(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    body = json.dumps({"language": "python", "code": HELLO})
+    t0 = time.perf_counter()
+    conn.request("POST", "/api/v1/execute", body, {"Content-Type": "application/json"})
+    reply = json.loads(conn.getresponse().read())
+    conn.close()
+    first = None
+    with connect(f"ws://{url.hostname}:{url.port}{reply['websocket_url']}") as ws:
+        for raw in ws:
+            frame = json.loads(raw)
+            if frame["type"] == "stdout" and first is None:
+                first = (time.perf_counter() - t0) * 1e3
+            elif frame["type"] == "exit":
+                done = (time.perf_counter() - t0) * 1e3
+                assert first is not None and frame["exit_code"] == 0, frame
+                return first, done, frame["start"]
+    raise RuntimeError("socket closed without an exit frame")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def own_server() -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "CODERUNNER_PORT": str(port), "CODERUNNER_POOL_SIZE": "2"}
+    env.pop("CODERUNNER_REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtimes", "dev"], env=env, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(1.5)  # let the pool fill
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--server", help="an already running code-runner (default: start one)")
+    parser.add_argument("--pause", type=float, default=0.4, help="seconds between runs (refill)")
+    args = parser.parse_args()
+
+    print(f"docker run --rm baseline: {args.runs} runs ...", flush=True)
+    baseline = docker_run_baseline(args.runs)
+    with contextmanager(lambda: iter([args.server]))() if args.server else own_server() as base:
+        one_execution(base)  # first request: connection set-up, imports
+        firsts, dones, starts = [], [], []
+        print(f"code-runner warm path: {args.runs} runs ...", flush=True)
+        for _ in range(args.runs):
+            time.sleep(args.pause)
+            first, done, start = one_execution(base)
+            firsts.append(first)
+            dones.append(done)
+            starts.append(start)
+    warm = starts.count("warm")
+    rows = [
+        ("docker run --rm (python hello)", baseline),
+        ("POST -> first stdout frame", firsts),
+        ("POST -> exit frame", dones),
+    ]
+    print(f"\n{'measure':34} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
+    for name, values in rows:
+        p50, p95, mean = pct(values, 0.5), pct(values, 0.95), statistics.mean(values)
+        print(f"{name:34} {p50:8.1f} {p95:8.1f} {mean:8.1f}")
+    ratio = pct(dones, 0.5) / pct(baseline, 0.5)
+    print(f"\nwarm starts: {warm}/{len(starts)}")
+    print(f"exit p50 / docker run p50 = {ratio:.3f}  (goal <= 0.25)")
+    print(f"first-output p50 = {pct(firsts, 0.5):.1f} ms  (goal < 15 ms)")
+
+
+if __name__ == "__main__":
+    main()
