@@ -89,7 +89,7 @@ def _free_port() -> int:
 @contextmanager
 def own_server() -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "CODERUNNER_PORT": str(port), "CODERUNNER_POOL_SIZE": "2"}
+    env = {**os.environ, "CODERUNNER_PORT": str(port), "CODERUNNER_POOL_MIN": "2"}
     env.pop("CODERUNNER_REDIS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "runtimes", "dev"], env=env, stderr=subprocess.DEVNULL

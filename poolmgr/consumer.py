@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import cast
 
 import anyio
@@ -11,7 +12,9 @@ from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
 from poolmgr import metrics
+from poolmgr.capacity import Capacity
 from poolmgr.executor import Executor
+from poolmgr.pool import Pool
 from poolmgr.publisher import ExecutionPublisher
 from runtimes import keys, wire
 
@@ -21,52 +24,61 @@ BLOCK_MS = 1000
 
 
 class Consumer:
-    """Claims a job only when a slot is free, runs it, and acknowledges it once it is final."""
+    """Claims a job only when its weight fits and its pool can start it; acks it once final."""
 
     def __init__(
         self,
         redis: Redis,
         executor: Executor,
-        languages: list[str],
+        pools: dict[str, Pool],
         worker_id: str,
-        slots: int,
+        capacity: int,
         result_ttl_s: int,
     ) -> None:
         self._redis = redis
         self._executor = executor
-        self._streams: dict[KeyT, StreamIdT] = {keys.job_stream(lang): ">" for lang in languages}
+        self._pools = pools
         self._worker_id = worker_id
-        self._slots = anyio.Semaphore(slots)
+        self.capacity = Capacity(capacity)
         self._ttl = result_ttl_s
         self.stopping = False
 
     async def ensure_groups(self) -> None:
-        for stream in self._streams:
+        for language in self._pools:
             try:
-                await self._redis.xgroup_create(stream, keys.WORKER_GROUP, id="0", mkstream=True)
+                await self._redis.xgroup_create(
+                    keys.job_stream(language), keys.WORKER_GROUP, id="0", mkstream=True
+                )
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
+    def _readable(self) -> dict[KeyT, StreamIdT]:
+        """The streams this worker can take a job from right now."""
+        return {
+            keys.job_stream(language): ">"
+            for language, pool in self._pools.items()
+            if pool.accepting and self.capacity.fits(pool.runtime.weight)
+        }
+
     async def run(self) -> None:
-        """Until `stopping`, take one job per free slot; running jobs finish in this group."""
+        """Until `stopping`, take jobs that fit; running jobs finish inside this group."""
         await self.ensure_groups()
         async with anyio.create_task_group() as tg:
             while not self.stopping:
-                await self._slots.acquire()
-                try:
-                    entry = await self._read_one()
-                except BaseException:
-                    self._slots.release()
-                    raise
-                if entry is None:
-                    self._slots.release()
+                streams = self._readable()
+                if not streams:
+                    with anyio.move_on_after(BLOCK_MS / 1000):
+                        await self.capacity.wait_freed()
                     continue
-                tg.start_soon(self._handle, *entry)
+                entry = await self._read_one(streams)
+                if entry is not None:
+                    self.capacity.take(self._pools[entry[2].language].runtime.weight)
+                    tg.start_soon(self._handle, *entry, time.monotonic())
 
-    async def _read_one(self) -> tuple[str, str, wire.Job] | None:
+    async def _read_one(self, streams: dict[KeyT, StreamIdT]) -> tuple[str, str, wire.Job] | None:
         reply = await self._redis.xreadgroup(
-            keys.WORKER_GROUP, self._worker_id, self._streams, count=1, block=BLOCK_MS
+            keys.WORKER_GROUP, self._worker_id, streams, count=1, block=BLOCK_MS
         )
         for stream, entries in cast(
             list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply or []
@@ -75,12 +87,12 @@ class Consumer:
                 return stream.decode(), entry_id.decode(), wire.decode_job(fields[b"job"])
         return None
 
-    async def _handle(self, stream: str, entry_id: str, job: wire.Job) -> None:
+    async def _handle(self, stream: str, entry_id: str, job: wire.Job, read_at: float) -> None:
         try:
             publisher = ExecutionPublisher(self._redis, job, self._ttl)
             metrics.ACTIVE.labels(job.language).inc()
             try:
-                result = await self._executor.execute(job, publisher)
+                result = await self._executor.execute(job, publisher, read_at)
             finally:
                 metrics.ACTIVE.labels(job.language).dec()
             with anyio.CancelScope(shield=True):
@@ -90,4 +102,4 @@ class Consumer:
                     pipe.xdel(stream, entry_id)
                     await pipe.execute()
         finally:
-            self._slots.release()
+            self.capacity.give(self._pools[job.language].runtime.weight)

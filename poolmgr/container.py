@@ -27,6 +27,7 @@ class Container:
     language: str
     stream: AttachedStream
     created_at: float = field(default_factory=time.monotonic)
+    image_id: str | None = None
     _reader: agent.FrameReader = field(default_factory=agent.FrameReader)
 
     @property

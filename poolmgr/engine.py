@@ -130,13 +130,15 @@ class Engine:
         info: dict[str, Any] = await self._call(self.api.inspect_container, container_id)
         return info
 
+    async def list_labelled(self, labels: dict[str, str]) -> dict[str, dict[str, str]]:
+        """`{id: labels}` of all containers (running or not) carrying these labels."""
+        wanted = [f"{k}={v}" if v else k for k, v in labels.items()]
+        found = await self._call(self.api.containers, all=True, filters={"label": wanted})
+        return {str(c["Id"]): dict(c.get("Labels") or {}) for c in found}
+
     async def list_ids(self, labels: dict[str, str]) -> list[str]:
         """Ids of all containers (running or not) carrying these labels."""
-        wanted = [f"{k}={v}" if v else k for k, v in labels.items()]
-        found = await self._call(
-            self.api.containers, all=True, quiet=True, filters={"label": wanted}
-        )
-        return [str(c["Id"]) for c in found]
+        return list(await self.list_labelled(labels))
 
     async def image_id(self, name: str) -> str | None:
         try:
@@ -148,6 +150,16 @@ class Engine:
     async def attach(self, container_id: str) -> AttachedStream:
         """Attach stdin/stdout/stderr; done before start so no output is missed."""
         stream = await anyio.connect_unix(self._socket)
+        try:
+            return AttachedStream(stream, await self._upgrade(stream, container_id))
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            raise
+
+    @staticmethod
+    async def _upgrade(stream: ByteStream, container_id: str) -> bytes:
+        """Send the attach request; return what followed the response headers."""
         request = (
             f"POST /containers/{quote(container_id)}/attach?stream=1&stdin=1&stdout=1&stderr=1"
             " HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
@@ -162,9 +174,8 @@ class Engine:
         head, _, rest = buf.partition(b"\r\n\r\n")
         status_line = head.split(b"\r\n", 1)[0]
         if b" 101 " not in status_line and b" 200 " not in status_line:
-            await stream.aclose()
             raise EngineError(f"attach to {container_id[:12]} failed: {status_line.decode()}")
-        return AttachedStream(stream, rest)
+        return rest
 
     def close(self) -> None:
         if self._client is not None:

@@ -14,7 +14,7 @@ import orjson
 from poolmgr import metrics
 from poolmgr.container import AgentGone, Container
 from poolmgr.engine import Engine, EngineError
-from poolmgr.pool import Pool
+from poolmgr.pool import Pool, PoolUnavailable
 from poolmgr.publisher import ExecutionPublisher
 from poolmgr.sandbox import DEFAULT_MEMORY_MB
 from runtimes import agent, wire
@@ -96,7 +96,10 @@ class Executor:
         self._pools = pools
         self._max_output = max_output_bytes
 
-    async def execute(self, job: wire.Job, publisher: ExecutionPublisher) -> wire.Result:
+    async def execute(
+        self, job: wire.Job, publisher: ExecutionPublisher, read_at: float
+    ) -> wire.Result:
+        """Run `job` to a terminal result; `read_at` is when it was read from the queue."""
         queue_s = max(0.0, time.time() - job.enqueued_at)
         metrics.QUEUE_WAIT.labels(job.language).observe(queue_s)
         pool = self._pools[job.language]
@@ -108,7 +111,7 @@ class Executor:
                 start = "cold"
                 await publisher.set_status(Status.PREPARING)
                 container = await pool.cold_start()
-        except (EngineError, AgentGone, TimeoutError) as exc:
+        except (EngineError, AgentGone, TimeoutError, PoolUnavailable) as exc:
             log.error("execution=%s no container: %s", job.execution_id, exc)
             if publisher.status is Status.QUEUED:
                 await publisher.set_status(Status.PREPARING)
@@ -120,6 +123,7 @@ class Executor:
                 await self._engine.set_memory(container.id, job.memory_mb)
             await container.send_job(agent_job(job, pool.runtime))
             t_run = time.monotonic()
+            metrics.CLAIM.labels(job.language, start).observe(t_run - read_at)
             # On the warm path `preparing` took no time: both go out in one round trip,
             # after the job, so the program starts without waiting for Redis.
             await publisher.set_status(Status.PREPARING, Status.RUNNING)

@@ -29,6 +29,15 @@ QUEUE_WAIT = Histogram(
     ["language"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+CLAIM = Histogram(
+    "code_runner_claim_seconds",
+    "From reading a job off the queue to its code written into a container",
+    ["language", "start"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+CIRCUIT_OPEN = Gauge(
+    "code_runner_pool_circuit_open", "1 while container creation is backing off", ["language"]
+)
 ACTIVE = Gauge("code_runner_active_executions", "Executions running on this worker", ["language"])
 
 

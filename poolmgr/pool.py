@@ -1,4 +1,11 @@
-"""A per-language pool of warm containers: claim one, or cold-start; never reuse; refill."""
+"""A per-language pool of warm containers: claim one, or cold-start; never reuse; refill.
+
+The pool keeps `target` containers warm or on their way (those being created count as
+supply), where the demand sizer sets the target. A claim never awaits, so two claims can
+never get the same container. Warm containers are watched, so one that dies is dropped at
+once; stale or outdated ones are recycled a few per tick; failing creates trip a circuit
+breaker instead of hammering the engine.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +17,24 @@ import anyio
 from anyio.abc import TaskGroup
 
 from poolmgr import metrics
-from poolmgr.container import Container
+from poolmgr.breaker import CircuitBreaker
+from poolmgr.container import AgentGone, Container
 from poolmgr.engine import Engine, EngineError
 from poolmgr.sandbox import container_config
+from poolmgr.sizing import DemandSizer
 from runtimes.registry import Runtime
 from runtimes.settings import Settings
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 30
-RETRY_DELAY_S = 1.0
-DEMAND_WINDOW_S = 300.0
+TICK_S = 1.0
+IMAGE_REFRESH_S = 30.0
+RECYCLE_PER_TICK = 1
+
+
+class PoolUnavailable(RuntimeError):
+    """No container can be created now (the engine keeps failing: the circuit is open)."""
 
 
 class Pool:
@@ -35,36 +49,56 @@ class Pool:
     ) -> None:
         self.runtime = runtime
         self.language = runtime.language
-        self.target = settings.pool_size_for(runtime.language)
+        self.policy = settings.pool_policy(runtime.language)
+        self.sizer = DemandSizer(self.policy)
+        self.target = self.policy.min
+        self.breaker = CircuitBreaker()
         self._engine = engine
         self._settings = settings
         self._limiter = create_limiter
+        self._image = runtime.image(settings.image_prefix)
+        self._image_id: str | None = None
+        self._image_checked = 0.0
         self._warm: deque[Container] = deque()
         self._creating = 0
         self._watches: dict[str, anyio.CancelScope] = {}
         self._wake = anyio.Event()
         self._tg: TaskGroup | None = None
-        self.starts = metrics.StartWindow(DEMAND_WINDOW_S)
-        metrics.WARM.labels(self.language).set_function(lambda: len(self._warm))
-        metrics.TARGET.labels(self.language).set_function(lambda: self.target)
-        metrics.FILL.labels(self.language).set_function(
+        self.starts = metrics.StartWindow(self.policy.window_s)
+        self._export_metrics()
+
+    def _export_metrics(self) -> None:
+        lang = self.language
+        metrics.WARM.labels(lang).set_function(lambda: len(self._warm))
+        metrics.TARGET.labels(lang).set_function(lambda: self.target)
+        metrics.FILL.labels(lang).set_function(
             lambda: len(self._warm) / self.target if self.target else 1.0
         )
-        metrics.COLD_RATE.labels(self.language).set_function(self.starts.cold_rate)
+        metrics.COLD_RATE.labels(lang).set_function(self.starts.cold_rate)
+        metrics.CIRCUIT_OPEN.labels(lang).set_function(
+            lambda: float(self.breaker.is_open(time.monotonic()))
+        )
 
     @property
     def warm(self) -> int:
         return len(self._warm)
 
+    @property
+    def accepting(self) -> bool:
+        """False while creates keep failing: jobs then wait in the queue instead of failing."""
+        return bool(self._warm) or not self.breaker.is_open(time.monotonic())
+
     def claim(self) -> Container | None:
-        """Hand out a live warm container, or None; atomic since it never awaits."""
+        """Hand out a live, current warm container, or None; atomic since it never awaits."""
+        now = time.monotonic()
+        self.sizer.record_claim(now)
+        self._retarget(now)
         while self._warm:
             container = self._warm.popleft()
             self._watches.pop(container.id).cancel()
-            self._wake.set()
-            if container.alive:
+            if container.alive and container.image_id == self._image_id:
                 return container
-            log.warning("discarding dead warm container %s", container.id[:12])
+            log.warning("discarding unusable warm container %s", container.id[:12])
             self.discard(container)
         return None
 
@@ -75,6 +109,8 @@ class Pool:
 
     async def cold_start(self) -> Container:
         """A fresh container for a job that found the pool empty."""
+        if self.breaker.is_open(time.monotonic()):
+            raise PoolUnavailable(f"{self.language} containers cannot be created right now")
         return await self._create()
 
     def discard(self, container: Container) -> None:
@@ -84,27 +120,71 @@ class Pool:
         self._tg.start_soon(self._destroy, container)
 
     async def run(self) -> None:
-        """Keep `target` containers warm (those being created count) until cancelled."""
+        """Keep the pool at its target until cancelled; then remove every warm container."""
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                tg.start_soon(self._tick)
                 while True:
-                    while len(self._warm) + self._creating < self.target:
-                        self._creating += 1
-                        tg.start_soon(self._refill_one)
-                    await self._wake.wait()
+                    self._refill()
+                    with anyio.move_on_after(self.breaker.retry_in(time.monotonic()) or TICK_S):
+                        await self._wake.wait()
                     self._wake = anyio.Event()
         finally:
             self._tg = None
             with anyio.CancelScope(shield=True):
                 await self._drain()
 
+    def _retarget(self, now: float) -> None:
+        target = self.sizer.target(now)
+        if target != self.target:
+            log.info("pool %s target %d -> %d", self.language, self.target, target)
+            self.target = target
+        self._wake.set()
+
+    def _refill(self) -> None:
+        if self._tg is None or self.breaker.is_open(time.monotonic()):
+            return
+        while len(self._warm) + self._creating < self.target:
+            self._creating += 1
+            self._tg.start_soon(self._refill_one)
+
+    async def _tick(self) -> None:
+        """Periodic upkeep: scale down after the hold, recycle stale or outdated containers."""
+        while True:
+            await anyio.sleep(TICK_S)
+            now = time.monotonic()
+            self._retarget(now)
+            if now - self._image_checked > IMAGE_REFRESH_S:
+                await self._refresh_image(now)
+            for container in self._to_recycle(now):
+                self._warm.remove(container)
+                self._watches.pop(container.id).cancel()
+                self.discard(container)
+
+    def _to_recycle(self, now: float) -> list[Container]:
+        """Oldest first, a few per tick: surplus over target, outdated, older than the TTL."""
+        surplus = max(0, len(self._warm) + self._creating - self.target)
+        ttl = self._settings.warm_ttl_s
+        unwanted = [
+            c
+            for i, c in enumerate(self._warm)
+            if i < surplus or c.image_id != self._image_id or now - c.created_at > ttl
+        ]
+        return unwanted[:RECYCLE_PER_TICK]
+
+    async def _refresh_image(self, now: float) -> None:
+        try:
+            self._image_id = await self._engine.image_id(self._image)
+            self._image_checked = now
+        except EngineError as exc:
+            log.warning("cannot inspect image %s: %s", self._image, exc)
+
     async def _refill_one(self) -> None:
         try:
             container = await self._create()
-        except (EngineError, TimeoutError, OSError) as exc:
+        except (EngineError, AgentGone, TimeoutError, OSError) as exc:
             log.error("could not warm a %s container: %s", self.language, exc)
-            await anyio.sleep(RETRY_DELAY_S)
         else:
             self._add_warm(container)
         finally:
@@ -128,28 +208,40 @@ class Pool:
             self.discard(container)
 
     async def _create(self) -> Container:
+        """Create, attach, start, and wait for the agent's READY; counted by the breaker."""
+        now = time.monotonic()
+        if self._image_id is None or now - self._image_checked > IMAGE_REFRESH_S:
+            await self._refresh_image(now)
         config = container_config(self.runtime, self._settings)
         async with self._limiter:
             started = time.monotonic()
-            with anyio.CancelScope(shield=True):  # a created container must not lose its id
-                container_id = await self._engine.create(config)
-            stream = None
             try:
-                stream = await self._engine.attach(container_id)
-                container = Container(container_id, self.language, stream)
-                await self._engine.start(container_id)
-                with anyio.fail_after(READY_TIMEOUT_S):
-                    await container.wait_ready()
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    if stream is not None:
-                        await stream.aclose()
-                    await self._engine.remove(container_id)
+                container = await self._start(config)
+            except (EngineError, AgentGone, TimeoutError, OSError):
+                self.breaker.failure(time.monotonic())
                 raise
-        log.debug(
-            "container %s ready in %.0f ms", container_id[:12], (time.monotonic() - started) * 1e3
-        )
+        self.breaker.success()
+        self.sizer.record_lead_time(time.monotonic() - started)
+        container.image_id = self._image_id
         return container
+
+    async def _start(self, config: dict[str, object]) -> Container:
+        with anyio.CancelScope(shield=True):  # a created container must not lose its id
+            container_id = await self._engine.create(config)
+        stream = None
+        try:
+            stream = await self._engine.attach(container_id)
+            container = Container(container_id, self.language, stream)
+            await self._engine.start(container_id)
+            with anyio.fail_after(READY_TIMEOUT_S):
+                await container.wait_ready()
+            return container
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if stream is not None:
+                    await stream.aclose()
+                await self._engine.remove(container_id)
+            raise
 
     async def _destroy(self, container: Container) -> None:
         """Shielded: a pool that is being cancelled still removes what it started removing."""

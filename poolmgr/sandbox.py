@@ -10,6 +10,7 @@ from runtimes.settings import Settings
 LABEL = "code-runner"
 LABEL_WORKER = "code-runner.worker"
 LABEL_LANGUAGE = "code-runner.language"
+LABEL_CLUSTER = "code-runner.cluster"
 RUNNER_UID = "10001:10001"
 DEFAULT_MEMORY_MB = 256
 WORKSPACE_OPTIONS = "rw,exec,nosuid,nodev,uid=10001,gid=10001,mode=0700"
@@ -29,6 +30,7 @@ def container_config(runtime: Runtime, settings: Settings) -> dict[str, Any]:
         "labels": {
             LABEL: "1",
             LABEL_WORKER: settings.worker_id,
+            LABEL_CLUSTER: settings.cluster,
             LABEL_LANGUAGE: runtime.language,
         },
         "host_config": {

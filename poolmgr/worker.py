@@ -1,4 +1,4 @@
-"""The worker process: warm pools plus the job consumer, with a graceful stop."""
+"""The worker process: heartbeat, warm pools, reaper and the job consumer, with a graceful stop."""
 
 from __future__ import annotations
 
@@ -7,27 +7,29 @@ import logging
 import anyio
 from redis.asyncio import Redis
 
+from poolmgr import heartbeat
 from poolmgr.consumer import Consumer
 from poolmgr.engine import Engine
 from poolmgr.executor import Executor
 from poolmgr.pool import Pool
-from poolmgr.sandbox import LABEL_WORKER
+from poolmgr.reaper import Reaper
+from runtimes import keys
 from runtimes.registry import RUNTIMES
 from runtimes.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENT_CREATES = 2
-STOP_GRACE_S = 25.0
+STOP_GRACE_S = 25.0  # inside Kubernetes' default 30 s termination grace period
 
 
 class Worker:
-    """Owns the engine adapter, one pool per language and the consumer."""
+    """Owns the engine adapter, one pool per language, the reaper and the consumer."""
 
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
         self.engine = Engine(settings.docker_url)
-        limiter = anyio.CapacityLimiter(MAX_CONCURRENT_CREATES)
+        self._redis = redis
+        limiter = anyio.CapacityLimiter(settings.max_concurrent_creates)
         self.pools = {
             lang: Pool(rt, self.engine, settings, limiter) for lang, rt in RUNTIMES.items()
         }
@@ -35,23 +37,33 @@ class Worker:
         self.consumer = Consumer(
             redis,
             executor,
-            list(self.pools),
+            self.pools,
             settings.worker_id,
             settings.worker_slots,
             settings.result_ttl_s,
         )
+        self.reaper = Reaper(
+            self.engine, redis, settings.worker_id, settings.cluster, settings.reap_interval_s
+        )
         self._consumer_done = anyio.Event()
 
     async def ready(self) -> bool:
-        """True while the Docker engine answers."""
-        return await self.engine.ping()
+        """True while the engine answers and every pool can create containers."""
+        return await self.engine.ping() and all(p.accepting for p in self.pools.values())
 
     async def run(self) -> None:
-        """Run until cancelled; pools remove their warm containers on the way out."""
-        await self.reap_own()
-        log.info("worker %s started: languages=%s", self.settings.worker_id, list(self.pools))
+        """Run until cancelled; warm containers are removed on the way out."""
+        worker_id = self.settings.worker_id
+        # Alive before the first container exists, so no other worker reaps it.
+        await self._redis.set(
+            keys.worker_heartbeat(worker_id), "1", ex=self.settings.heartbeat_ttl_s
+        )
+        await self.reaper.reap_own()
+        log.info("worker %s started: languages=%s", worker_id, list(self.pools))
         try:
             async with anyio.create_task_group() as tg:
+                tg.start_soon(heartbeat.beat, self._redis, worker_id, self.settings.heartbeat_ttl_s)
+                tg.start_soon(self.reaper.run)
                 for pool in self.pools.values():
                     tg.start_soon(pool.run)
                 await self.consumer.run()
@@ -59,16 +71,12 @@ class Worker:
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await self.reap_own()
+                await self.reaper.reap_own()
                 self.engine.close()
-            log.info("worker %s stopped", self.settings.worker_id)
+            log.info("worker %s stopped", worker_id)
 
     async def stop(self) -> None:
         """Stop claiming jobs and let running ones finish within the grace period."""
         self.consumer.stopping = True
         with anyio.move_on_after(STOP_GRACE_S):
             await self._consumer_done.wait()
-
-    async def reap_own(self) -> None:
-        for container_id in await self.engine.list_ids({LABEL_WORKER: self.settings.worker_id}):
-            await self.engine.remove(container_id)

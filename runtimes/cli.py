@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import signal
 import sys
@@ -32,6 +34,10 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
     """Run the API and/or the worker until SIGINT/SIGTERM, then stop the worker gracefully."""
     from app.main import create_app
     from poolmgr.worker import Worker
+
+    if not settings.cluster:  # workers that share a Redis are one cluster
+        cluster = hashlib.sha256(redis_url.encode()).hexdigest()[:12]
+        settings = dataclasses.replace(settings, cluster=cluster)
 
     redis = Redis.from_url(redis_url)
     runner = Worker(settings, redis) if worker else None

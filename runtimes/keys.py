@@ -22,3 +22,8 @@ def output_log(execution_id: str) -> str:
 def events(execution_id: str) -> str:
     """The pub/sub channel carrying an execution's live frames."""
     return f"{PREFIX}ev:{execution_id}"
+
+
+def worker_heartbeat(worker_id: str) -> str:
+    """A key with a TTL that exists while the worker lives."""
+    return f"{PREFIX}worker:{worker_id}"

@@ -11,6 +11,7 @@ class Runtime:
 
     `mode` tells the agent how to run the entry point: `python` runs it inside a fork
     of the agent's already-loaded interpreter (no interpreter start-up on the warm path).
+    `weight` is what one run costs a worker's capacity (`CODERUNNER_WORKER_SLOTS`).
     """
 
     language: str
@@ -20,6 +21,7 @@ class Runtime:
     entry: str
     mode: str
     compiled: bool = False
+    weight: int = 1
 
     def image(self, prefix: str) -> str:
         return f"{prefix}-{self.language}:{self.version}"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from runtimes.registry import RUNTIMES
 
 PREFIX = "CODERUNNER_"
 
@@ -28,7 +31,7 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, zero_ok: bool = False) -> float:
     raw = env.get(PREFIX + name)
     if raw is None or raw == "":
         return default
@@ -36,9 +39,103 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{PREFIX}{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise SettingsError(f"{PREFIX}{name}={value} must be positive")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        kind = "non-negative" if zero_ok else "positive"
+        raise SettingsError(f"{PREFIX}{name}={raw!r} must be a {kind} number")
     return value
+
+
+class PolicyError(SettingsError):
+    """A pool policy whose bounds, durations or schedule cannot work."""
+
+
+@dataclass(frozen=True)
+class MinSchedule:
+    """A higher floor during [start_hour, end_hour) of the local day; 22..6 wraps past midnight."""
+
+    start_hour: int
+    end_hour: int
+    min: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.start_hour <= 23 and 0 <= self.end_hour <= 24):
+            raise PolicyError(f"schedule hours {self.start_hour}..{self.end_hour} are not 0..24")
+        if self.start_hour == self.end_hour:
+            raise PolicyError(f"schedule {self.start_hour}..{self.end_hour} covers no hour")
+        if self.min < 0:
+            raise PolicyError(f"schedule min {self.min} is negative")
+
+    def covers(self, hour: int) -> bool:
+        if self.start_hour < self.end_hour:
+            return self.start_hour <= hour < self.end_hour
+        return hour >= self.start_hour or hour < self.end_hour
+
+
+@dataclass(frozen=True)
+class PoolPolicy:
+    """One language's sizing knobs; the defaults were chosen with poolmgr/simulate.py."""
+
+    min: int = 1
+    max: int = 8
+    demand_factor: float = 1.5
+    window_s: float = 300.0
+    hold_s: float = 60.0
+    schedule: tuple[MinSchedule, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min <= self.max:
+            raise PolicyError(f"pool min {self.min} and max {self.max} need 0 <= min <= max")
+        if not (math.isfinite(self.demand_factor) and self.demand_factor > 0):
+            raise PolicyError(f"demand factor {self.demand_factor} must be positive")
+        if not (math.isfinite(self.window_s) and self.window_s > 0):
+            raise PolicyError(f"demand window {self.window_s} s must be positive")
+        if not (math.isfinite(self.hold_s) and self.hold_s >= 0):
+            raise PolicyError(f"scale-down hold {self.hold_s} s must not be negative")
+        for rule in self.schedule:
+            if rule.min > self.max:
+                raise PolicyError(f"schedule min {rule.min} is above the pool max {self.max}")
+
+    def min_at(self, hour: int) -> int:
+        """The floor during `hour` (0..23): the highest of `min` and the rules covering it."""
+        return max([self.min, *(rule.min for rule in self.schedule if rule.covers(hour))])
+
+
+def _schedule(raw: str, name: str) -> tuple[MinSchedule, ...]:
+    """`"9-17:4,22-2:1"`: from 9 to 17 keep at least 4 warm; from 22 to 2 at least 1."""
+    rules = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            hours, minimum = part.split(":")
+            start, end = hours.split("-")
+            numbers = int(start), int(end), int(minimum)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{name}: {part!r} is not START-END:MIN") from None
+        try:
+            rules.append(MinSchedule(*numbers))
+        except PolicyError as exc:
+            raise SettingsError(f"{PREFIX}{name}: {exc}") from None
+    return tuple(rules)
+
+
+def _pool_policy(env: Mapping[str, str], language: str) -> PoolPolicy:
+    """Per-language variables (`..._PYTHON`) override the all-language ones."""
+    d = PoolPolicy()
+
+    def name(base: str) -> str:
+        specific = f"{base}_{language.upper()}"
+        return specific if PREFIX + specific in env else base
+
+    try:
+        return PoolPolicy(
+            min=_int(env, name("POOL_MIN"), d.min),
+            max=_int(env, name("POOL_MAX"), d.max),
+            demand_factor=_float(env, name("POOL_FACTOR"), d.demand_factor),
+            window_s=_float(env, name("POOL_WINDOW_S"), d.window_s),
+            hold_s=_float(env, name("POOL_HOLD_S"), d.hold_s, zero_ok=True),
+            schedule=_schedule(env.get(PREFIX + name("POOL_SCHEDULE"), ""), name("POOL_SCHEDULE")),
+        )
+    except PolicyError as exc:
+        raise SettingsError(f"{language} pool: {exc}") from None
 
 
 def _default_worker_id() -> str:
@@ -56,8 +153,12 @@ class Settings:
     worker_id: str = field(default_factory=_default_worker_id)
     worker_slots: int = 8
     worker_metrics_port: int = 9100
-    pool_size: int = 2
-    pool_sizes: Mapping[str, int] = field(default_factory=dict)
+    pool_policies: Mapping[str, PoolPolicy] = field(default_factory=dict)
+    warm_ttl_s: float = 600.0
+    max_concurrent_creates: int = 2
+    heartbeat_ttl_s: int = 15
+    reap_interval_s: float = 10.0
+    cluster: str = ""
     max_code_bytes: int = 256 * 1024
     max_files: int = 20
     max_stdin_bytes: int = 1024 * 1024
@@ -76,12 +177,6 @@ class Settings:
         """Build the settings from the environment (or a given mapping, for tests)."""
         env = os.environ if env is None else env
         d = cls()
-        sizes_prefix = PREFIX + "POOL_SIZE_"
-        pool_sizes = {
-            key[len(sizes_prefix) :].lower(): _int(env, key[len(PREFIX) :], 0)
-            for key in env
-            if key.startswith(sizes_prefix)
-        }
         return cls(
             redis_url=env.get(PREFIX + "REDIS_URL") or None,
             host=env.get(PREFIX + "HOST", d.host),
@@ -90,8 +185,14 @@ class Settings:
             worker_id=env.get(PREFIX + "WORKER_ID") or d.worker_id,
             worker_slots=_int(env, "WORKER_SLOTS", d.worker_slots, lo=1),
             worker_metrics_port=_int(env, "WORKER_METRICS_PORT", d.worker_metrics_port),
-            pool_size=_int(env, "POOL_SIZE", d.pool_size),
-            pool_sizes=pool_sizes,
+            pool_policies={lang: _pool_policy(env, lang) for lang in RUNTIMES},
+            warm_ttl_s=_float(env, "WARM_TTL_S", d.warm_ttl_s),
+            max_concurrent_creates=_int(
+                env, "MAX_CONCURRENT_CREATES", d.max_concurrent_creates, lo=1
+            ),
+            heartbeat_ttl_s=_int(env, "HEARTBEAT_TTL_S", d.heartbeat_ttl_s, lo=1),
+            reap_interval_s=_float(env, "REAP_INTERVAL_S", d.reap_interval_s),
+            cluster=env.get(PREFIX + "CLUSTER", d.cluster),
             max_code_bytes=_int(env, "MAX_CODE_BYTES", d.max_code_bytes, lo=1),
             max_files=_int(env, "MAX_FILES", d.max_files, lo=1),
             max_stdin_bytes=_int(env, "MAX_STDIN_BYTES", d.max_stdin_bytes),
@@ -106,6 +207,6 @@ class Settings:
             cpus=_float(env, "CPUS", d.cpus),
         )
 
-    def pool_size_for(self, language: str) -> int:
-        """How many warm containers to keep for `language`."""
-        return self.pool_sizes.get(language, self.pool_size)
+    def pool_policy(self, language: str) -> PoolPolicy:
+        """How `language`'s warm pool is sized."""
+        return self.pool_policies.get(language) or PoolPolicy()

@@ -17,16 +17,17 @@ from runtimes.redis_server import EmbeddedRedis
 from tests.client import Client
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _labelled_containers() -> list[str]:
+def labelled_containers(label: str = "code-runner") -> list[str]:
+    """Ids of containers with this label (`key` or `key=value`), running or not."""
     client = docker.from_env()
     try:
-        return [c.id for c in client.containers.list(all=True, filters={"label": "code-runner"})]
+        return [c["Id"] for c in client.api.containers(all=True, filters={"label": label})]
     finally:
         client.close()
 
@@ -40,12 +41,14 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """`coderunner dev` as a user starts it, on its own port; stopped with SIGTERM at the end."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "CODERUNNER_REDIS_URL": redis_url,
         "CODERUNNER_PORT": str(port),
-        "CODERUNNER_POOL_SIZE": "3",
+        "CODERUNNER_POOL_MIN": "3",
+        "CODERUNNER_REAP_INTERVAL_S": "1",
+        "CODERUNNER_HEARTBEAT_TTL_S": "3",
         "CODERUNNER_WORKER_ID": f"test-server-{port}",
     }
     log_path = tmp_path_factory.mktemp("server") / "server.log"
@@ -73,6 +76,6 @@ def no_containers_left_behind() -> Iterator[None]:
     """Every test session ends with no code-runner container on the engine."""
     yield
     deadline = time.monotonic() + 10
-    while (left := _labelled_containers()) and time.monotonic() < deadline:
+    while (left := labelled_containers()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == [], f"containers left behind: {left}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from poolmgr.publisher import ExecutionPublisher
 from poolmgr.sandbox import LABEL_WORKER
 from runtimes import wire
 from runtimes.registry import RUNTIMES
-from runtimes.settings import Settings
+from runtimes.settings import PoolPolicy, Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -37,7 +38,10 @@ async def _until(condition: Callable[[], bool], limit_s: float = 20) -> None:
 @asynccontextmanager
 async def running_pool(size: int) -> AsyncIterator[tuple[Pool, Engine, Settings]]:
     """A pool of `size` for python, with its own worker id, checked empty after it stops."""
-    settings = Settings(worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", pool_size=size)
+    policy = PoolPolicy(min=size, max=size)
+    settings = Settings(
+        worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", pool_policies={"python": policy}
+    )
     engine = Engine(settings.docker_url)
     pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
     async with anyio.create_task_group() as tg:
@@ -89,7 +93,8 @@ async def _execute(pool: Pool, engine: Engine, redis_url: str, code: str) -> wir
     try:
         job = wire.Job(uuid.uuid4().hex, "python", (wire.SourceFile("main.py", code),))
         executor = Executor(engine, {"python": pool}, max_output_bytes=1 << 20)
-        return await executor.execute(job, ExecutionPublisher(redis, job, ttl_s=60))
+        publisher = ExecutionPublisher(redis, job, ttl_s=60)
+        return await executor.execute(job, publisher, time.monotonic())
     finally:
         await redis.aclose()
 

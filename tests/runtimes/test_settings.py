@@ -4,33 +4,49 @@ from __future__ import annotations
 
 import pytest
 
-from runtimes.settings import Settings, SettingsError
+from runtimes.settings import MinSchedule, PoolPolicy, Settings, SettingsError
 
 
 def test_defaults() -> None:
     s = Settings.from_env({})
     assert (s.redis_url, s.host, s.port) == (None, "127.0.0.1", 8000)
-    assert s.pool_size_for("python") == s.pool_size
+    assert s.pool_policy("python") == PoolPolicy()
 
 
-def test_values_and_per_language_pool_sizes() -> None:
+def test_values_and_per_language_pool_policies() -> None:
     s = Settings.from_env(
         {
             "CODERUNNER_REDIS_URL": "redis://r:6379/1",
             "CODERUNNER_PORT": "9000",
-            "CODERUNNER_POOL_SIZE": "4",
-            "CODERUNNER_POOL_SIZE_PYTHON": "7",
+            "CODERUNNER_POOL_MIN": "2",
+            "CODERUNNER_POOL_MAX_PYTHON": "7",
+            "CODERUNNER_POOL_SCHEDULE_PYTHON": "9-17:4, 22-2:1",
             "CODERUNNER_CPUS": "0.5",
         }
     )
     assert (s.redis_url, s.port, s.cpus) == ("redis://r:6379/1", 9000, 0.5)
-    assert s.pool_size_for("python") == 7 and s.pool_size_for("go") == 4
+    python = s.pool_policy("python")
+    assert (python.min, python.max, python.demand_factor) == (2, 7, 1.5)
+    assert python.schedule == (MinSchedule(9, 17, 4), MinSchedule(22, 2, 1))
+    assert python.schedule[1].covers(23) and python.schedule[1].covers(1)
+    assert not python.schedule[1].covers(2) and not python.schedule[0].covers(17)
 
 
 @pytest.mark.parametrize(
     "env",
-    [{"CODERUNNER_PORT": "eighty"}, {"CODERUNNER_WORKER_SLOTS": "0"}, {"CODERUNNER_CPUS": "-1"}],
+    [
+        {"CODERUNNER_PORT": "eighty"},
+        {"CODERUNNER_WORKER_SLOTS": "0"},
+        {"CODERUNNER_CPUS": "-1"},
+        {"CODERUNNER_POOL_SCHEDULE": "9to5:3"},
+        {"CODERUNNER_POOL_SCHEDULE_PYTHON": "25-3:1"},
+    ],
 )
 def test_bad_values_say_which_variable(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+def test_max_below_min_is_refused() -> None:
+    with pytest.raises(SettingsError, match="python pool: pool min 5 and max 2"):
+        Settings.from_env({"CODERUNNER_POOL_MIN": "5", "CODERUNNER_POOL_MAX": "2"})

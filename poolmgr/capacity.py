@@ -1,0 +1,37 @@
+"""Weighted execution slots: a heavy language's run costs a worker more than a light one's."""
+
+from __future__ import annotations
+
+import anyio
+
+
+class Capacity:
+    """`total` units shared by running executions, each taking its runtime's weight.
+
+    The consumer reads only the streams whose weight still fits, so a worker never
+    accepts a job it cannot start; a weight above `total` is clamped so it still runs alone.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._freed = anyio.Event()
+
+    def _cost(self, weight: int) -> int:
+        return min(weight, self.total)
+
+    def fits(self, weight: int) -> bool:
+        return self.used + self._cost(weight) <= self.total
+
+    def take(self, weight: int) -> None:
+        if not self.fits(weight):
+            raise RuntimeError(f"weight {weight} does not fit ({self.used}/{self.total} used)")
+        self.used += self._cost(weight)
+
+    def give(self, weight: int) -> None:
+        self.used -= self._cost(weight)
+        self._freed.set()
+        self._freed = anyio.Event()
+
+    async def wait_freed(self) -> None:
+        await self._freed.wait()

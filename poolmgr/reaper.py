@@ -1,0 +1,60 @@
+"""Removes containers whose worker is gone: its heartbeat expired, or it is this worker's past."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import anyio
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from poolmgr import heartbeat
+from poolmgr.engine import Engine, EngineError
+from poolmgr.sandbox import LABEL_CLUSTER, LABEL_WORKER
+
+log = logging.getLogger(__name__)
+
+
+class Reaper:
+    """Any worker reaps for all: orphans of a `kill -9`-ed worker do not outlive its heartbeat.
+
+    Only containers of this cluster (workers sharing this Redis) are considered, so two
+    deployments on one engine never reap each other's containers.
+    """
+
+    def __init__(
+        self, engine: Engine, redis: Redis, worker_id: str, cluster: str, interval_s: float
+    ) -> None:
+        self._engine = engine
+        self._redis = redis
+        self._worker_id = worker_id
+        self._cluster = cluster
+        self._interval = interval_s
+
+    async def run(self) -> None:
+        while True:
+            await anyio.sleep(self._interval)
+            try:
+                await self.reap_dead()
+            except (EngineError, RedisError, OSError) as exc:
+                log.warning("reaper pass skipped: %s", exc)
+
+    async def reap_dead(self) -> int:
+        """Remove every container of a worker without a live heartbeat; returns how many."""
+        owners: dict[str, list[str]] = defaultdict(list)
+        mine = await self._engine.list_labelled({LABEL_CLUSTER: self._cluster})
+        for container_id, labels in mine.items():
+            owners[labels.get(LABEL_WORKER, "")].append(container_id)
+        others = [w for w in owners if w != self._worker_id]
+        dead = [w for w, ok in (await heartbeat.alive(self._redis, others)).items() if not ok]
+        for worker in dead:
+            log.warning("reaping %d containers of dead worker %s", len(owners[worker]), worker)
+            for container_id in owners[worker]:
+                await self._engine.remove(container_id)
+        return sum(len(owners[w]) for w in dead)
+
+    async def reap_own(self) -> None:
+        """Leftovers of an earlier life of this worker id (a restarted pod keeps its name)."""
+        for container_id in await self._engine.list_ids({LABEL_WORKER: self._worker_id}):
+            await self._engine.remove(container_id)
