@@ -111,6 +111,12 @@ def cmd_images_build(settings: Settings, args: argparse.Namespace) -> None:
         raise SystemExit(f"coderunner images build: {exc}") from None
 
 
+def cmd_pool_simulate(_: Settings, args: argparse.Namespace) -> None:
+    from poolmgr.simulate import main as simulate
+
+    raise SystemExit(simulate(args.simulate_args))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coderunner", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,11 +133,25 @@ def _parser() -> argparse.ArgumentParser:
     build = images.add_parser("build", help="build the runtime images (offline-capable)")
     build.add_argument("languages", nargs="*", help="languages to build (default: all)")
     build.set_defaults(fn=cmd_images_build)
+    pool = sub.add_parser("pool", help="warm pool tools").add_subparsers(
+        dest="action", required=True
+    )
+    simulate = pool.add_parser(
+        "simulate",
+        help="replay an arrival trace through the sizing policy (see --help)",
+        add_help=False,
+    )
+    simulate.set_defaults(fn=cmd_pool_simulate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.fn is cmd_pool_simulate:
+        args.simulate_args = extra  # the simulator parses its own flags
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import pytest
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 
 from poolmgr.engine import Engine
 from poolmgr.executor import Executor
-from poolmgr.pool import Pool
+from poolmgr.pool import Pool, PoolUnavailable
 from poolmgr.publisher import ExecutionPublisher
 from poolmgr.sandbox import LABEL_WORKER
 from runtimes import wire
@@ -36,11 +37,11 @@ async def _until(condition: Callable[[], bool], limit_s: float = 20) -> None:
 
 
 @asynccontextmanager
-async def running_pool(size: int) -> AsyncIterator[tuple[Pool, Engine, Settings]]:
+async def running_pool(size: int, **overrides: Any) -> AsyncIterator[tuple[Pool, Engine, Settings]]:
     """A pool of `size` for python, with its own worker id, checked empty after it stops."""
     policy = PoolPolicy(min=size, max=size)
     settings = Settings(
-        worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", pool_policies={"python": policy}
+        worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", pool_policies={"python": policy}, **overrides
     )
     engine = Engine(settings.docker_url)
     pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
@@ -110,3 +111,48 @@ async def test_executor_cold_starts_when_the_pool_is_empty(redis_url: str) -> No
     async with running_pool(0) as (pool, engine, _):
         result = await _execute(pool, engine, redis_url, "print('cold')")
     assert (result.start, result.stdout, result.exit_code) == ("cold", "cold\n", 0)
+
+
+async def test_concurrent_claims_never_share_a_container() -> None:
+    async with running_pool(3) as (pool, _, _):
+        await _until(lambda: pool.warm == 3)
+        got: list[str] = []
+
+        async def claim_or_start() -> None:
+            container = pool.claim() or await pool.cold_start()
+            got.append(container.id)
+            pool.discard(container)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(claim_or_start)
+        assert len(got) == 6 and len(set(got)) == 6
+
+
+async def test_stale_warm_containers_are_recycled() -> None:
+    async with running_pool(1, warm_ttl_s=1.0) as (pool, _, _):
+        await _until(lambda: pool.warm == 1)
+        first = pool._warm[0].id
+        await _until(lambda: pool.warm == 1 and pool._warm[0].id != first, limit_s=10)
+
+
+async def test_a_container_of_an_outdated_image_is_never_handed_out() -> None:
+    async with running_pool(1) as (pool, _, _):
+        await _until(lambda: pool.warm == 1)
+        stale = pool._warm[0]
+        pool._image_id = "sha256:a-newer-build"  # as if `coderunner images build` just ran
+        assert pool.claim() is None
+        assert stale.id not in [c.id for c in pool._warm]
+
+
+async def test_failing_creates_open_the_circuit() -> None:
+    settings = Settings(worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", image_prefix="no-such-image")
+    engine = Engine(settings.docker_url)
+    pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pool.run)
+        await _until(lambda: not pool.accepting)
+        with pytest.raises(PoolUnavailable):
+            await pool.cold_start()
+        tg.cancel_scope.cancel()
+    engine.close()
