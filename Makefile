@@ -49,4 +49,5 @@ test: setup lint
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/python loadtests/bench_latency.py
+	$(BIN)/python -m loadtests.bench_latency
+	$(BIN)/python -m loadtests.bench_pool

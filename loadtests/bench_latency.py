@@ -1,7 +1,7 @@
 """Warm-path latency benchmark: POST -> first stdout frame and POST -> exit frame on the
 WebSocket, for a python hello world, against `docker run --rm` of the same image, in one run.
 
-    python loadtests/bench_latency.py [--runs 40] [--server URL]
+    python -m loadtests.bench_latency [--runs 40] [--server URL]
 
 Without --server it starts its own `coderunner dev` (private redis) on a free port.
 Prints p50/p95 and the ratios the project's goals are stated in.
@@ -12,26 +12,17 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from urllib.parse import urlparse
 
 from websockets.sync.client import connect
 
-IMAGE = "coderunner-python:3.11"
+from loadtests.harness import IMAGE, own_server, pct
+
 HELLO = "print('hello, world')"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def docker_run_baseline(runs: int) -> list[float]:
@@ -80,38 +71,6 @@ def one_execution(base: str) -> tuple[float, float, str]:
     raise RuntimeError("socket closed without an exit frame")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def own_server() -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "CODERUNNER_PORT": str(port), "CODERUNNER_POOL_MIN": "2"}
-    env.pop("CODERUNNER_REDIS_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtimes", "dev"], env=env, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-        time.sleep(1.5)  # let the pool fill
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
@@ -121,7 +80,8 @@ def main() -> None:
 
     print(f"docker run --rm baseline: {args.runs} runs ...", flush=True)
     baseline = docker_run_baseline(args.runs)
-    with contextmanager(lambda: iter([args.server]))() if args.server else own_server() as base:
+    server = nullcontext(args.server) if args.server else own_server(CODERUNNER_POOL_MIN="2")
+    with server as base:
         one_execution(base)  # first request: connection set-up, imports
         firsts, dones, starts = [], [], []
         print(f"code-runner warm path: {args.runs} runs ...", flush=True)

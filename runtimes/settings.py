@@ -155,7 +155,7 @@ class Settings:
     worker_metrics_port: int = 9100
     pool_policies: Mapping[str, PoolPolicy] = field(default_factory=dict)
     warm_ttl_s: float = 600.0
-    max_concurrent_creates: int = 2
+    max_concurrent_creates: int = 4
     heartbeat_ttl_s: int = 15
     reap_interval_s: float = 10.0
     cluster: str = ""
