@@ -106,9 +106,8 @@ def poisson(base: str, rate: float, seconds: float, seed: int) -> None:
     arrivals = sorted(offsets)
     late = [r for t, r in zip(arrivals, results, strict=True) if t >= WARMUP_S]
     cold = sum(r.get("start") == "cold" for r in late)
-    print(
-        f"  after the first {WARMUP_S:.0f} s: {cold}/{len(late)} cold ({100 * cold / len(late):.2f}%)"
-    )
+    share = 100 * cold / max(1, len(late))
+    print(f"  after the first {WARMUP_S:.0f} s: {cold}/{len(late)} cold ({share:.2f}%)")
 
 
 def burst(base: str, size: int) -> None:
