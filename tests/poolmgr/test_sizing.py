@@ -50,25 +50,21 @@ def test_a_claim_one_lead_time_later_finds_the_replacement() -> None:
     assert sizer.recent_demand(2.0) == 1
 
 
-def test_target_is_the_factor_times_demand_rounded_up() -> None:
-    sizer = DemandSizer(PoolPolicy(demand_factor=1.5))
-    for _ in range(3):
+@pytest.mark.parametrize(
+    ("policy", "claims", "target"),
+    [
+        (PoolPolicy(demand_factor=1.5), 3, 5),  # rounded up
+        (PoolPolicy(max=20, demand_factor=1.1), 10, 11),  # a whole product is not rounded up
+        (PoolPolicy(max=4), 10, 4),  # never above max
+    ],
+)
+def test_target_is_the_factor_times_demand_within_max(
+    policy: PoolPolicy, claims: int, target: int
+) -> None:
+    sizer = DemandSizer(policy)
+    for _ in range(claims):
         sizer.record_claim(0.0)
-    assert sizer.target(0.0) == 5
-
-
-def test_a_product_that_is_whole_is_not_rounded_up() -> None:
-    sizer = DemandSizer(PoolPolicy(max=20, demand_factor=1.1))
-    for _ in range(10):
-        sizer.record_claim(0.0)
-    assert sizer.target(0.0) == 11
-
-
-def test_target_never_exceeds_max() -> None:
-    sizer = DemandSizer(PoolPolicy(max=4))
-    for _ in range(10):
-        sizer.record_claim(0.0)
-    assert sizer.target(0.0) == 4
+    assert sizer.target(0.0) == target
 
 
 def test_claims_older_than_the_window_stop_counting() -> None:
