@@ -1,26 +1,23 @@
-"""Reads jobs from the language streams through the consumer group, within the worker's slots."""
+"""Reads jobs off the queue within the worker's capacity, runs them, settles every one."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import cast
 
 import anyio
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
-from redis.typing import KeyT, StreamIdT
 
 from poolmgr import metrics
 from poolmgr.capacity import Capacity
-from poolmgr.executor import Executor
+from poolmgr.executor import Executor, TransientFailure
 from poolmgr.pool import Pool
 from poolmgr.publisher import ExecutionPublisher
-from runtimes import keys, wire
+from poolmgr.queue import BLOCK_MS, Entry, JobQueue
+from poolmgr.recovery import Recovery
+from runtimes.transitions import Transitions
 
 log = logging.getLogger(__name__)
-
-BLOCK_MS = 1000
 
 
 class Consumer:
@@ -29,77 +26,63 @@ class Consumer:
     def __init__(
         self,
         redis: Redis,
+        queue: JobQueue,
+        transitions: Transitions,
         executor: Executor,
+        recovery: Recovery,
         pools: dict[str, Pool],
-        worker_id: str,
         capacity: int,
         result_ttl_s: int,
     ) -> None:
         self._redis = redis
+        self._queue = queue
+        self._transitions = transitions
         self._executor = executor
+        self._recovery = recovery
         self._pools = pools
-        self._worker_id = worker_id
         self.capacity = Capacity(capacity)
         self._ttl = result_ttl_s
         self.stopping = False
 
-    async def ensure_groups(self) -> None:
-        for language in self._pools:
-            try:
-                await self._redis.xgroup_create(
-                    keys.job_stream(language), keys.WORKER_GROUP, id="0", mkstream=True
-                )
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-
-    def _readable(self) -> dict[KeyT, StreamIdT]:
-        """The streams this worker can take a job from right now."""
-        return {
-            keys.job_stream(language): ">"
+    def _readable(self) -> list[str]:
+        """The languages this worker can take a job of right now."""
+        return [
+            language
             for language, pool in self._pools.items()
             if pool.accepting and self.capacity.fits(pool.runtime.weight)
-        }
+        ]
 
     async def run(self) -> None:
         """Until `stopping`, take jobs that fit; running jobs finish inside this group."""
-        await self.ensure_groups()
         async with anyio.create_task_group() as tg:
             while not self.stopping:
-                streams = self._readable()
-                if not streams:
+                languages = self._readable()
+                if not languages:
                     with anyio.move_on_after(BLOCK_MS / 1000):
                         await self.capacity.wait_freed()
                     continue
-                entry = await self._read_one(streams)
+                entry = await self._queue.read(languages)
                 if entry is not None:
-                    self.capacity.take(self._pools[entry[2].language].runtime.weight)
-                    tg.start_soon(self._handle, *entry, time.monotonic())
+                    self.capacity.take(self._pools[entry.job.language].runtime.weight)
+                    tg.start_soon(self._handle, entry, time.monotonic())
 
-    async def _read_one(self, streams: dict[KeyT, StreamIdT]) -> tuple[str, str, wire.Job] | None:
-        reply = await self._redis.xreadgroup(
-            keys.WORKER_GROUP, self._worker_id, streams, count=1, block=BLOCK_MS
-        )
-        for stream, entries in cast(
-            list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply or []
-        ):
-            for entry_id, fields in entries:
-                return stream.decode(), entry_id.decode(), wire.decode_job(fields[b"job"])
-        return None
-
-    async def _handle(self, stream: str, entry_id: str, job: wire.Job, read_at: float) -> None:
+    async def _handle(self, entry: Entry, read_at: float) -> None:
+        job = entry.job
         try:
-            publisher = ExecutionPublisher(self._redis, job, self._ttl)
+            publisher = ExecutionPublisher(self._redis, self._transitions, job, self._ttl)
             metrics.ACTIVE.labels(job.language).inc()
             try:
                 result = await self._executor.execute(job, publisher, read_at)
+            except TransientFailure as exc:
+                log.warning("execution=%s transient failure: %s", job.execution_id, exc)
+                with anyio.CancelScope(shield=True):
+                    await self._recovery.settle(entry, "no_container")
+                return
             finally:
                 metrics.ACTIVE.labels(job.language).dec()
             with anyio.CancelScope(shield=True):
-                await publisher.finish(result)
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.xack(stream, keys.WORKER_GROUP, entry_id)
-                    pipe.xdel(stream, entry_id)
-                    await pipe.execute()
+                if result is not None:
+                    await publisher.finish(result)
+                await self._queue.ack(entry)
         finally:
             self.capacity.give(self._pools[job.language].runtime.weight)

@@ -6,13 +6,15 @@ import codecs
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import orjson
+from redis.asyncio import Redis
 
 from poolmgr import metrics
 from poolmgr.container import AgentGone, Container
+from poolmgr.control import relay_control
 from poolmgr.engine import Engine, EngineError
 from poolmgr.pool import Pool, PoolUnavailable
 from poolmgr.publisher import ExecutionPublisher
@@ -30,7 +32,8 @@ CHILD_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "TMPDIR": "/tmp",
 }
-_STREAMS = {agent.STDOUT: "stdout", agent.STDERR: "stderr"}
+Stream = Literal["stdout", "stderr"]
+_STREAMS: dict[bytes, Stream] = {agent.STDOUT: "stdout", agent.STDERR: "stderr"}
 
 
 @dataclass
@@ -75,6 +78,13 @@ class RunOutcome:
     failure_code: str | None = None
 
 
+def _exited(info: dict[str, Any]) -> RunOutcome:
+    """The outcome the agent's EXIT frame describes; an OOM kill anywhere is a memory kill."""
+    if info.get("oom_kills", 0) > 0:
+        return RunOutcome(Status.MEMORY_EXCEEDED, info["exit_code"], info["signal"])
+    return RunOutcome(Status.COMPLETED, info["exit_code"], info["signal"])
+
+
 def agent_job(job: wire.Job, runtime: Runtime) -> dict[str, object]:
     """What the in-container agent needs: files, entry point, argv, stdin, environment."""
     return {
@@ -88,49 +98,67 @@ def agent_job(job: wire.Job, runtime: Runtime) -> dict[str, object]:
     }
 
 
+class TransientFailure(RuntimeError):
+    """No container could be had for the job: the infrastructure, not the program, failed."""
+
+
 class Executor:
     """Executes jobs of one worker: claim (or cold-start), run, stream, destroy."""
 
-    def __init__(self, engine: Engine, pools: dict[str, Pool], max_output_bytes: int) -> None:
+    def __init__(
+        self, engine: Engine, pools: dict[str, Pool], redis: Redis, max_output_bytes: int
+    ) -> None:
         self._engine = engine
         self._pools = pools
+        self._redis = redis
         self._max_output = max_output_bytes
 
     async def execute(
         self, job: wire.Job, publisher: ExecutionPublisher, read_at: float
-    ) -> wire.Result:
-        """Run `job` to a terminal result; `read_at` is when it was read from the queue."""
+    ) -> wire.Result | None:
+        """Run `job` to its terminal result; `read_at` is when it was read from the queue.
+
+        None when the execution had already ended elsewhere (aborted while queued). Raises
+        `TransientFailure` when no container could be had, so the job can be retried.
+        """
         queue_s = max(0.0, time.time() - job.enqueued_at)
         metrics.QUEUE_WAIT.labels(job.language).observe(queue_s)
         pool = self._pools[job.language]
         t0 = time.monotonic()
         start: Literal["warm", "cold"] = "warm"
         container = pool.claim()
-        try:
-            if container is None:
-                start = "cold"
-                await publisher.set_status(Status.PREPARING)
+        if container is None:
+            start = "cold"
+            if not await publisher.set_status(Status.PREPARING):
+                return None
+            try:
                 container = await pool.cold_start()
-        except (EngineError, AgentGone, TimeoutError, PoolUnavailable) as exc:
-            log.error("execution=%s no container: %s", job.execution_id, exc)
-            if publisher.status is Status.QUEUED:
-                await publisher.set_status(Status.PREPARING)
-            outcome = RunOutcome(Status.FAILED, failure_code="no_container")
-            return self._result(job, outcome, Output(0), None, queue_s, t0, t0, t0)
+            except (EngineError, AgentGone, TimeoutError, PoolUnavailable) as exc:
+                raise TransientFailure(f"no {job.language} container: {exc}") from exc
         pool.record_start(cold=start == "cold")
         try:
-            if job.memory_mb != DEFAULT_MEMORY_MB:
-                await self._engine.set_memory(container.id, job.memory_mb)
-            await container.send_job(agent_job(job, pool.runtime))
+            try:
+                if job.memory_mb != DEFAULT_MEMORY_MB:
+                    await self._engine.set_memory(container.id, job.memory_mb)
+                await container.send_job(agent_job(job, pool.runtime))
+            except (
+                EngineError,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                OSError,
+            ) as exc:
+                raise TransientFailure(f"container died before the job was written: {exc}") from exc
             t_run = time.monotonic()
             metrics.CLAIM.labels(job.language, start).observe(t_run - read_at)
             # On the warm path `preparing` took no time: both go out in one round trip,
-            # after the job, so the program starts without waiting for Redis.
-            await publisher.set_status(Status.PREPARING, Status.RUNNING)
+            # after the job, so the program starts without waiting for Redis. If the
+            # execution was aborted meanwhile, the container is destroyed unheard.
+            if not await publisher.set_status(Status.PREPARING, Status.RUNNING):
+                return None
             output = Output(self._max_output)
             outcome = await self._run(container, job, publisher, output)
-            if outcome.signal == "SIGKILL" or outcome.failure_code == "agent_lost":
-                outcome = await self._explain_kill(container, outcome)
+            if outcome.failure_code == "agent_lost":
+                outcome = await self._explain_loss(container, outcome)
             return self._result(job, outcome, output, start, queue_s, t0, t_run, time.monotonic())
         finally:
             pool.discard(container)
@@ -138,31 +166,41 @@ class Executor:
     async def _run(
         self, container: Container, job: wire.Job, publisher: ExecutionPublisher, output: Output
     ) -> RunOutcome:
+        """Relay output until EXIT, the deadline, the output cap, or a kill."""
         outcome = RunOutcome(Status.FAILED, failure_code="agent_lost")
         with anyio.move_on_after(job.timeout_s) as deadline:
-            async for kind, payload in container.frames():
-                stream = _STREAMS.get(kind)
-                if stream is not None:
-                    text = output.add(stream, payload)
-                    if text:
-                        await publisher.output(stream, text)
-                    if output.truncated:
-                        outcome = RunOutcome(Status.OUTPUT_EXCEEDED, signal="SIGKILL")
+            async with anyio.create_task_group() as tg:
+                run_scope = tg.cancel_scope
+
+                def kill() -> None:
+                    nonlocal outcome
+                    outcome = RunOutcome(Status.ABORTED, signal="SIGKILL")
+                    run_scope.cancel()
+
+                tg.start_soon(relay_control, self._redis, job.execution_id, container, kill)
+                async for kind, payload in container.frames():
+                    stream = _STREAMS.get(kind)
+                    if stream is not None:
+                        text = output.add(stream, payload)
+                        if text:
+                            await publisher.output(stream, text)
+                        if output.truncated:
+                            outcome = RunOutcome(Status.OUTPUT_EXCEEDED, signal="SIGKILL")
+                            break
+                    elif kind == agent.EXIT:
+                        outcome = _exited(orjson.loads(payload))
                         break
-                elif kind == agent.EXIT:
-                    info = orjson.loads(payload)
-                    outcome = RunOutcome(Status.COMPLETED, info["exit_code"], info["signal"])
-                    break
+                run_scope.cancel()
         if deadline.cancelled_caught:
             outcome = RunOutcome(Status.TIMED_OUT, signal="SIGKILL")
-        for stream in ("stdout", "stderr"):
-            text = output.flush(stream)
-            if text:
-                await publisher.output(stream, text)
+        for name in _STREAMS.values():
+            rest = output.flush(name)
+            if rest:
+                await publisher.output(name, rest)
         return outcome
 
-    async def _explain_kill(self, container: Container, outcome: RunOutcome) -> RunOutcome:
-        """A SIGKILL or a vanished agent is a memory kill when the engine saw an OOM."""
+    async def _explain_loss(self, container: Container, outcome: RunOutcome) -> RunOutcome:
+        """A vanished agent (PID 1) was a memory kill when the engine saw an OOM."""
         try:
             state = (await self._engine.inspect(container.id)).get("State", {})
         except Exception as exc:  # the container may already be gone; keep what we know

@@ -4,35 +4,39 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
 
 from redis.asyncio import Redis
 
 from runtimes import keys, wire
 from runtimes.lifecycle import Status, check_transition
+from runtimes.transitions import OK, Transitions
 
 log = logging.getLogger(__name__)
 
 
 class ExecutionPublisher:
-    """Writes an execution's state and frames: hash + replay log + pub/sub, in that order.
+    """Writes an execution's state and frames: hash + replay log + pub/sub.
 
-    Each frame is appended to the replay log before it is published, in one round
-    trip, so a watcher that subscribes and then reads the log misses nothing.
+    Each frame is appended to the replay log before it is published, in one round trip, so
+    a watcher that subscribes and then reads the log misses nothing. Status writes go
+    through the transition scripts: if someone else ended the execution first (an abort
+    while it was queued, a recovering worker), `set_status` and `finish` return False.
     """
 
-    def __init__(self, redis: Redis, job: wire.Job, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, transitions: Transitions, job: wire.Job, ttl_s: int) -> None:
         self._redis = redis
+        self._transitions = transitions
         self._job = job
         self._ttl = ttl_s
-        self._key = keys.execution(job.execution_id)
         self._log = keys.output_log(job.execution_id)
         self._channel = keys.events(job.execution_id)
         self.status = Status.QUEUED
         self.seq = 0
         self._since = time.monotonic()
 
-    def _transition(self, new: Status, failure_code: str | None = None) -> None:
-        check_transition(self.status, new)
+    def _record(self, new: Status, failure_code: str | None = None) -> None:
+        """One structured log line per state change."""
         now = time.monotonic()
         log.info(
             "execution=%s language=%s status=%s previous=%s duration_ms=%.1f failure_code=%s",
@@ -45,22 +49,25 @@ class ExecutionPublisher:
         )
         self.status, self._since = new, now
 
-    async def set_status(self, *statuses: Status) -> None:
+    async def set_status(self, *statuses: Status) -> bool:
         """Move through `statuses` in order (skipping the current one), in one round trip."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for status in statuses:
-                if status is self.status:
-                    continue
-                self._transition(status)
-                pipe.hset(self._key, "status", status.value)
-                pipe.publish(self._channel, wire.encode(wire.StatusEvent(status)))
-            await pipe.execute()
+        todo = [s for s in statuses if s is not self.status]
+        previous = self.status
+        for status in todo:
+            check_transition(previous, status)
+            previous = status
+        reply = await self._transitions.advance(self._job.execution_id, todo)
+        if reply != OK:
+            log.info(
+                "execution=%s already %s: not moving to %s", self._job.execution_id, reply, todo
+            )
+            return False
+        for status in todo:
+            self._record(status)
+        return True
 
-    async def output(self, stream: str, data: str) -> None:
-        event = wire.OutputEvent(
-            type="stdout" if stream == "stdout" else "stderr", data=data, seq=self.seq
-        )
-        raw = wire.encode(event)
+    async def output(self, stream: Literal["stdout", "stderr"], data: str) -> None:
+        raw = wire.encode(wire.OutputEvent(type=stream, data=data, seq=self.seq))
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.rpush(self._log, raw)
             if self.seq == 0:
@@ -69,13 +76,12 @@ class ExecutionPublisher:
             await pipe.execute()
         self.seq += 1
 
-    async def finish(self, result: wire.Result) -> None:
-        self._transition(result.status, result.failure_code)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                self._key, mapping={"status": result.status.value, "result": wire.encode(result)}
-            )
-            pipe.expire(self._key, self._ttl)
-            pipe.expire(self._log, self._ttl)
-            pipe.publish(self._channel, wire.encode(wire.ExitEvent.of(result)))
-            await pipe.execute()
+    async def finish(self, result: wire.Result) -> bool:
+        """Record the terminal result, unless another party ended the execution first."""
+        check_transition(self.status, result.status)
+        reply = await self._transitions.finish(result, self._ttl)
+        if reply != OK:
+            log.info("execution=%s already %s: result dropped", self._job.execution_id, reply)
+            return False
+        self._record(result.status, result.failure_code)
+        return True

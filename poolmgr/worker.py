@@ -12,10 +12,13 @@ from poolmgr.consumer import Consumer
 from poolmgr.engine import Engine
 from poolmgr.executor import Executor
 from poolmgr.pool import Pool
+from poolmgr.queue import JobQueue
 from poolmgr.reaper import Reaper
+from poolmgr.recovery import Recovery
 from runtimes import keys
 from runtimes.registry import RUNTIMES
 from runtimes.settings import Settings
+from runtimes.transitions import Transitions
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,7 @@ STOP_GRACE_S = 25.0  # inside Kubernetes' default 30 s termination grace period
 
 
 class Worker:
-    """Owns the engine adapter, one pool per language, the reaper and the consumer."""
+    """Owns the engine adapter, one pool per language, the reaper, recovery and the consumer."""
 
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
@@ -33,12 +36,20 @@ class Worker:
         self.pools = {
             lang: Pool(rt, self.engine, settings, limiter) for lang, rt in RUNTIMES.items()
         }
-        executor = Executor(self.engine, self.pools, settings.max_output_bytes)
+        transitions = Transitions(redis)
+        self.queue = queue = JobQueue(redis, settings.worker_id)
+        executor = Executor(self.engine, self.pools, redis, settings.max_output_bytes)
+        languages = list(self.pools)
+        self.recovery = Recovery(
+            redis, queue, transitions, languages, settings.result_ttl_s, settings.reap_interval_s
+        )
         self.consumer = Consumer(
             redis,
+            queue,
+            transitions,
             executor,
+            self.recovery,
             self.pools,
-            settings.worker_id,
             settings.worker_slots,
             settings.result_ttl_s,
         )
@@ -59,11 +70,14 @@ class Worker:
             keys.worker_heartbeat(worker_id), "1", ex=self.settings.heartbeat_ttl_s
         )
         await self.reaper.reap_own()
+        await self.queue.ensure_groups(list(self.pools))
+        await self.recovery.recover(own=True)  # jobs of this worker id's previous life
         log.info("worker %s started: languages=%s", worker_id, list(self.pools))
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(heartbeat.beat, self._redis, worker_id, self.settings.heartbeat_ttl_s)
                 tg.start_soon(self.reaper.run)
+                tg.start_soon(self.recovery.run)
                 for pool in self.pools.values():
                     tg.start_soon(pool.run)
                 await self.consumer.run()

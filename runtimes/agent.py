@@ -257,10 +257,24 @@ def _kill_leftovers(pid: int) -> None:
         os.kill(-1, signal.SIGKILL) if os.getpid() == 1 else os.killpg(pid, signal.SIGKILL)
 
 
+def oom_kills() -> int:
+    """How many processes the kernel's OOM killer has killed in this container's cgroup."""
+    for path in ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"):
+        with contextlib.suppress(OSError, ValueError), open(path) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == "oom_kill":
+                    return int(value)
+    return 0
+
+
 def _describe(status: int) -> dict[str, Any]:
+    """The EXIT payload; `oom_kills` lets the worker tell a memory kill from any SIGKILL."""
+    kills = oom_kills()
     if os.WIFSIGNALED(status):
-        return {"exit_code": None, "signal": signal.Signals(os.WTERMSIG(status)).name}
-    return {"exit_code": os.WEXITSTATUS(status), "signal": None}
+        name = signal.Signals(os.WTERMSIG(status)).name
+        return {"exit_code": None, "signal": name, "oom_kills": kills}
+    return {"exit_code": os.WEXITSTATUS(status), "signal": None, "oom_kills": kills}
 
 
 def main() -> None:

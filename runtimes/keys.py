@@ -27,3 +27,12 @@ def events(execution_id: str) -> str:
 def worker_heartbeat(worker_id: str) -> str:
     """A key with a TTL that exists while the worker lives."""
     return f"{PREFIX}worker:{worker_id}"
+
+
+def control(execution_id: str) -> str:
+    """The list of stdin and kill messages for a running execution, read by its worker."""
+    return f"{PREFIX}ctl:{execution_id}"
+
+
+DEAD_LETTERS = f"{PREFIX}dead"
+"""The stream of jobs that kept failing for infrastructure reasons, kept for inspection."""

@@ -44,7 +44,8 @@ _ALLOWED: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset({Status.PREPARING, Status.ABORTED, Status.FAILED}),
     # A transient infrastructure failure while preparing sends the job back to the queue.
     Status.PREPARING: frozenset({Status.RUNNING, Status.QUEUED, Status.ABORTED, Status.FAILED}),
-    Status.RUNNING: TERMINAL,
+    # A run whose worker died before any output reached a watcher is re-run from the queue.
+    Status.RUNNING: TERMINAL | {Status.QUEUED},
 }
 
 

@@ -33,6 +33,7 @@ class Job:
     memory_mb: int = 256
     interactive: bool = False
     enqueued_at: float = 0.0
+    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,10 @@ from poolmgr.executor import Executor
 from poolmgr.pool import Pool, PoolUnavailable
 from poolmgr.publisher import ExecutionPublisher
 from poolmgr.sandbox import LABEL_WORKER
-from runtimes import wire
+from runtimes import keys, wire
 from runtimes.registry import RUNTIMES
 from runtimes.settings import PoolPolicy, Settings
+from runtimes.transitions import Transitions
 
 pytestmark = pytest.mark.anyio
 
@@ -93,9 +94,12 @@ async def _execute(pool: Pool, engine: Engine, redis_url: str, code: str) -> wir
     redis = Redis.from_url(redis_url)
     try:
         job = wire.Job(uuid.uuid4().hex, "python", (wire.SourceFile("main.py", code),))
-        executor = Executor(engine, {"python": pool}, max_output_bytes=1 << 20)
-        publisher = ExecutionPublisher(redis, job, ttl_s=60)
-        return await executor.execute(job, publisher, time.monotonic())
+        await redis.hset(keys.execution(job.execution_id), mapping={"status": "queued"})
+        executor = Executor(engine, {"python": pool}, redis, max_output_bytes=1 << 20)
+        publisher = ExecutionPublisher(redis, Transitions(redis), job, ttl_s=60)
+        result = await executor.execute(job, publisher, time.monotonic())
+        assert result is not None
+        return result
     finally:
         await redis.aclose()
 

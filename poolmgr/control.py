@@ -1,0 +1,42 @@
+"""Relays an execution's control messages (stdin, end of stdin, kill) from Redis to its container.
+
+The app appends them to a per-execution list, so what a user types while the execution is
+still queued is kept and delivered, in order, once it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import cast
+
+import orjson
+from redis.asyncio import Redis
+
+from poolmgr.container import Container
+from runtimes import keys
+
+log = logging.getLogger(__name__)
+
+
+async def relay_control(
+    redis: Redis, execution_id: str, container: Container, on_kill: Callable[[], None]
+) -> None:
+    """Deliver control messages until cancelled (the run's end cancels it)."""
+    key = keys.control(execution_id)
+    while True:
+        reply = await redis.blpop([key], timeout=0)
+        if reply is None:
+            continue
+        message = orjson.loads(cast(tuple[bytes, bytes], reply)[1])
+        kind = message.get("type")
+        if kind == "kill":
+            on_kill()
+            return
+        if kind == "stdin":
+            if isinstance(message.get("data"), str):
+                await container.send_stdin(message["data"].encode())
+            if message.get("eof") is True:
+                await container.close_stdin()
+        else:
+            log.warning("execution=%s ignoring control message %r", execution_id, kind)

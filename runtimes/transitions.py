@@ -1,0 +1,131 @@
+"""Atomic status writes in Redis, shared by the app (abort) and the workers (progress, end).
+
+Every status write is a script that first checks the execution is not terminal yet, so an
+execution reaches exactly one terminal status however the app, its worker and a recovering
+worker race to end it. The caller learns whether its write won.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from runtimes import keys, wire
+from runtimes.lifecycle import TERMINAL, Status
+
+OK = "ok"
+_TERMINAL = "{" + ", ".join(f'["{s.value}"] = true' for s in sorted(TERMINAL)) + "}"
+
+# KEYS: execution, channel. ARGV: (status, event) pairs, applied in order.
+_ADVANCE = f"""
+local terminal = {_TERMINAL}
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 'missing' end
+if terminal[current] then return current end
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], 'status', ARGV[i])
+  redis.call('PUBLISH', KEYS[2], ARGV[i + 1])
+end
+return 'ok'
+"""
+
+# KEYS: execution, output log, channel. ARGV: status, result, exit event, ttl.
+_FINISH = f"""
+local terminal = {_TERMINAL}
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 'missing' end
+if terminal[current] then return current end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('PUBLISH', KEYS[3], ARGV[3])
+return 'ok'
+"""
+
+# KEYS: execution, output log, channel. ARGV: queued status event.
+# Back to the queue only while nothing has reached the user: no output frame yet.
+_REQUEUE = f"""
+local terminal = {_TERMINAL}
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 'missing' end
+if terminal[current] then return current end
+if redis.call('LLEN', KEYS[2]) > 0 then return 'has_output' end
+redis.call('HSET', KEYS[1], 'status', 'queued')
+redis.call('PUBLISH', KEYS[3], ARGV[1])
+return 'ok'
+"""
+
+# KEYS: execution, channel, control. ARGV: aborted result, exit event, kill message, ttl.
+# A queued execution ends here and now; a started one is killed by its worker.
+_ABORT = f"""
+local terminal = {_TERMINAL}
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 'missing' end
+if terminal[current] then return current end
+if current == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'aborted', 'result', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('PUBLISH', KEYS[2], ARGV[2])
+  return 'aborted'
+end
+redis.call('RPUSH', KEYS[3], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return 'aborting'
+"""
+
+KILL = b'{"type":"kill"}'
+
+
+class Transitions:
+    """The scripts, registered once per client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._advance = redis.register_script(_ADVANCE)
+        self._finish = redis.register_script(_FINISH)
+        self._requeue = redis.register_script(_REQUEUE)
+        self._abort = redis.register_script(_ABORT)
+
+    async def advance(self, execution_id: str, statuses: list[Status]) -> str:
+        """Move through `statuses`; `"ok"`, or the terminal status that was there first."""
+        args: list[bytes | str] = []
+        for status in statuses:
+            args += [status.value, wire.encode(wire.StatusEvent(status))]
+        keys_ = [keys.execution(execution_id), keys.events(execution_id)]
+        return _text(await self._advance(keys=keys_, args=args))
+
+    async def finish(self, result: wire.Result, ttl_s: int) -> str:
+        """Record the result and publish `exit`; `"ok"`, or the terminal status already there."""
+        eid = result.execution_id
+        keys_ = [keys.execution(eid), keys.output_log(eid), keys.events(eid)]
+        exit_event = wire.encode(wire.ExitEvent.of(result))
+        args = [result.status.value, wire.encode(result), exit_event, ttl_s]
+        return _text(await self._finish(keys=keys_, args=args))
+
+    async def requeue(self, execution_id: str) -> str:
+        """Back to `queued` for another try; refused once output has reached a watcher."""
+        keys_ = [
+            keys.execution(execution_id),
+            keys.output_log(execution_id),
+            keys.events(execution_id),
+        ]
+        event = wire.encode(wire.StatusEvent(Status.QUEUED))
+        return _text(await self._requeue(keys=keys_, args=[event]))
+
+    async def abort(self, execution_id: str, language: str, ttl_s: int) -> str:
+        """`"aborted"` (it was queued), `"aborting"` (its worker will kill it), or its status."""
+        result = wire.Result(execution_id=execution_id, language=language, status=Status.ABORTED)
+        keys_ = [
+            keys.execution(execution_id),
+            keys.events(execution_id),
+            keys.control(execution_id),
+        ]
+        args: list[bytes | int] = [
+            wire.encode(result),
+            wire.encode(wire.ExitEvent.of(result)),
+            KILL,
+            ttl_s,
+        ]
+        return _text(await self._abort(keys=keys_, args=args))
+
+
+def _text(reply: object) -> str:
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
