@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -52,4 +54,21 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(500, "internal", "internal error; the incident was logged"))
 
 
-HANDLERS = {ApiError: api_error, HTTPException: http_error, Exception: unexpected_error}
+async def redis_unavailable(_: Request, exc: Exception) -> Response:
+    log.warning("redis unavailable: %s", exc)
+    return error_response(REDIS_DOWN)
+
+
+REDIS_DOWN = ApiError(
+    503,
+    "queue_unavailable",
+    "the queue (Redis) is unreachable right now; retry shortly",
+    headers={"Retry-After": "1"},
+)
+HANDLERS = {
+    ApiError: api_error,
+    HTTPException: http_error,
+    RedisConnectionError: redis_unavailable,
+    RedisTimeoutError: redis_unavailable,
+    Exception: unexpected_error,
+}

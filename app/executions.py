@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from runtimes import keys, wire
 from runtimes.lifecycle import Status
 from runtimes.registry import RUNTIMES
+from runtimes.transitions import Transitions
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class ExecutionStore:
     def __init__(self, redis: Redis, ttl_s: int) -> None:
         self._redis = redis
         self._ttl = ttl_s
+        self._transitions = Transitions(redis)
 
     async def submit(self, job: wire.Job) -> None:
         """Record the execution as queued and append it to its language's stream, atomically."""
@@ -52,6 +54,18 @@ class ExecutionStore:
         """Encoded output frames from `seq == start` on."""
         frames = await self._redis.lrange(keys.output_log(execution_id), start, -1)
         return cast(list[bytes], frames)
+
+    async def abort(self, record: Record) -> str:
+        """ABORTED_NOW (it was queued), KILL_SENT (its worker kills it), or its end status."""
+        return await self._transitions.abort(record.execution_id, record.language, self._ttl)
+
+    async def send_control(self, execution_id: str, message: bytes) -> None:
+        """Queue a stdin message for the execution's worker (kept while it is still queued)."""
+        key = keys.control(execution_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, message)
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
 
     async def queue_depths(self) -> dict[str, int]:
         """Accepted jobs no worker has claimed yet, per language."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,8 +15,10 @@ from app.state import AppState
 from app.validation import build_job, parse_body
 from app.watch import pending_result, watch_frames
 from runtimes.registry import RUNTIMES
+from runtimes.transitions import ABORTED_NOW, KILL_SENT
 
 WAIT_MARGIN_S = 60.0
+ABORT_WAIT_S = 2.0
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -45,10 +49,16 @@ async def execute(request: Request) -> Response:
             },
             status=202,
         )
-    with anyio.move_on_after(job.timeout_s + WAIT_MARGIN_S):
-        async for _ in watch_frames(state.store, state.relay, job.execution_id):
-            pass
+    await _until_final(state, job.execution_id, job.timeout_s + WAIT_MARGIN_S)
     return await _result(state, job.execution_id)
+
+
+async def _until_final(state: AppState, execution_id: str, limit_s: float) -> None:
+    """Wait (at most `limit_s`) until the execution has its terminal status."""
+    with anyio.move_on_after(limit_s):
+        async with aclosing(watch_frames(state.store, state.relay, execution_id)) as frames:
+            async for _ in frames:
+                pass
 
 
 async def _result(state: AppState, execution_id: str) -> Response:
@@ -61,6 +71,20 @@ async def _result(state: AppState, execution_id: str) -> Response:
 
 async def get_execution(request: Request) -> Response:
     return await _result(AppState.of(request), request.path_params["execution_id"])
+
+
+async def abort(request: Request) -> Response:
+    """End a queued or running execution as `aborted`; 409 if it had already ended."""
+    state = AppState.of(request)
+    execution_id = request.path_params["execution_id"]
+    record = await state.store.get(execution_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no execution {execution_id!r} (unknown or expired)")
+    reply = await state.store.abort(record)
+    if reply not in (ABORTED_NOW, KILL_SENT):
+        raise ApiError(409, "already_finished", f"the execution already ended as {reply}")
+    await _until_final(state, execution_id, ABORT_WAIT_S)
+    return await _result(state, execution_id)
 
 
 async def runtimes(_: Request) -> Response:
@@ -91,6 +115,7 @@ async def readyz(request: Request) -> Response:
 routes = [
     Route("/api/v1/execute", execute, methods=["POST"]),
     Route("/api/v1/execution/{execution_id}", get_execution, methods=["GET"]),
+    Route("/api/v1/execution/{execution_id}", abort, methods=["DELETE"]),
     Route("/api/v1/runtimes", runtimes, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),

@@ -2,16 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 
-from app.executions import ExecutionStore
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from app.executions import ExecutionStore, Record
 from app.relay import Relay
 from runtimes import wire
 from runtimes.lifecycle import Status
 
+RESYNC_S = 5.0  # silence after which the watcher re-reads Redis, in case pub/sub lost a frame
+
 
 class UnknownExecution(LookupError):
     """No execution has this id (or its record has expired)."""
+
+
+class _Cursor:
+    """What this watcher has shown: the next output `seq` and the last status."""
+
+    def __init__(self, status: Status) -> None:
+        self.next_seq = 0
+        self.shown = status
+        self.ended = False
+
+    def catch_up(self, log: list[bytes]) -> Iterator[bytes]:
+        """Frames of the replay log not shown yet (a retried append may repeat one)."""
+        for raw in log[self.next_seq :]:
+            yield from self.live(raw)
+
+    def live(self, raw: bytes) -> Iterator[bytes]:
+        """What to show of one live event: new output, later statuses, the end."""
+        event = wire.decode_event(raw)
+        if isinstance(event, wire.OutputEvent):
+            if event.seq == self.next_seq:
+                self.next_seq += 1
+                yield raw
+        elif isinstance(event, wire.StatusEvent):
+            if event.status.rank > self.shown.rank and not event.status.terminal:
+                self.shown = event.status
+                yield raw
+        else:
+            yield from self.end(event)
+
+    def end(self, exit_event: wire.ExitEvent) -> Iterator[bytes]:
+        self.ended = True
+        if self.shown != exit_event.status:
+            yield wire.encode(wire.StatusEvent(exit_event.status))
+        yield wire.encode(exit_event)
 
 
 async def watch_frames(
@@ -20,39 +59,45 @@ async def watch_frames(
     """Encoded frames in contract order, with no gap and no duplicate, ending with `exit`.
 
     Subscribing before reading the record and the replay log is what makes this
-    gap-free: any frame not yet in the log is published after we subscribed.
+    gap-free: any frame not yet in the log is published after we subscribed. A live
+    frame that skips a `seq`, or a long silence, makes it re-read the log and the record.
     """
     async with relay.watch(execution_id) as live:
-        record, replay = await store.snapshot(execution_id)
-        if record is None:
-            raise UnknownExecution(execution_id)
-        shown = record.status
-        yield wire.encode(wire.StatusEvent(shown))
-        next_seq = len(replay)
-        for raw in replay:
-            yield raw
-        if record.result is not None:
-            yield wire.encode(wire.ExitEvent.of(record.result))
-            return
-        async for raw in live:
-            event = wire.decode_event(raw)
-            if isinstance(event, wire.OutputEvent):
-                if event.seq > next_seq:  # never expected; heal from the log rather than skip
-                    for missed in await store.output(execution_id, next_seq):
-                        next_seq += 1
-                        yield missed
-                if event.seq == next_seq:
-                    next_seq += 1
-                    yield raw
-            elif isinstance(event, wire.StatusEvent):
-                if event.status.rank > shown.rank and not event.status.terminal:
-                    shown = event.status
-                    yield raw
-            else:
-                if shown != event.status:
-                    yield wire.encode(wire.StatusEvent(event.status))
+        record, log = await _snapshot(store, execution_id)
+        cursor = _Cursor(record.status)
+        yield wire.encode(wire.StatusEvent(record.status))
+        while True:
+            for raw in cursor.catch_up(log):
                 yield raw
+            if record.result is not None:
+                for raw in cursor.end(wire.ExitEvent.of(record.result)):
+                    yield raw
                 return
+            while (event := await _next(live)) is not None and not _skips(event, cursor.next_seq):
+                for shown in cursor.live(event):
+                    yield shown
+                if cursor.ended:
+                    return
+            record, log = await _snapshot(store, execution_id)
+
+
+async def _next(live: MemoryObjectReceiveStream[bytes]) -> bytes | None:
+    """The next live event, or None after a silence (no yield may sit inside a cancel scope)."""
+    with anyio.move_on_after(RESYNC_S):
+        return await live.receive()
+    return None
+
+
+def _skips(raw: bytes, next_seq: int) -> bool:
+    event = wire.decode_event(raw)
+    return isinstance(event, wire.OutputEvent) and event.seq > next_seq
+
+
+async def _snapshot(store: ExecutionStore, execution_id: str) -> tuple[Record, list[bytes]]:
+    record, log = await store.snapshot(execution_id)
+    if record is None:
+        raise UnknownExecution(execution_id)
+    return record, log
 
 
 def pending_result(record_id: str, language: str, status: Status) -> wire.Result:

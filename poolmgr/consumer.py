@@ -7,6 +7,7 @@ import time
 
 import anyio
 from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
 
 from poolmgr import metrics
 from poolmgr.capacity import Capacity
@@ -18,6 +19,8 @@ from poolmgr.recovery import Recovery
 from runtimes.transitions import Transitions
 
 log = logging.getLogger(__name__)
+
+READ_RETRY_S = 0.5
 
 
 class Consumer:
@@ -61,10 +64,21 @@ class Consumer:
                     with anyio.move_on_after(BLOCK_MS / 1000):
                         await self.capacity.wait_freed()
                     continue
-                entry = await self._queue.read(languages)
+                try:
+                    entry = await self._queue.read(languages)
+                except (RedisError, OSError) as exc:
+                    await self._redis_trouble(exc)
+                    continue
                 if entry is not None:
                     self.capacity.take(self._pools[entry.job.language].runtime.weight)
                     tg.start_soon(self._handle, entry, time.monotonic())
+
+    async def _redis_trouble(self, exc: Exception) -> None:
+        """Wait out a Redis outage; a restarted Redis without data needs its groups again."""
+        log.warning("cannot read the queue: %s", exc)
+        await anyio.sleep(READ_RETRY_S)
+        if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+            await self._queue.ensure_groups(list(self._pools))
 
     async def _handle(self, entry: Entry, read_at: float) -> None:
         job = entry.job

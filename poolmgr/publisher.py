@@ -8,6 +8,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from poolmgr.redis_retry import until_redis
 from runtimes import keys, wire
 from runtimes.lifecycle import Status, check_transition
 from runtimes.transitions import OK, Transitions
@@ -56,7 +57,9 @@ class ExecutionPublisher:
         for status in todo:
             check_transition(previous, status)
             previous = status
-        reply = await self._transitions.advance(self._job.execution_id, todo)
+        reply = await until_redis(
+            lambda: self._transitions.advance(self._job.execution_id, todo), "setting a status"
+        )
         if reply != OK:
             log.info(
                 "execution=%s already %s: not moving to %s", self._job.execution_id, reply, todo
@@ -68,18 +71,23 @@ class ExecutionPublisher:
 
     async def output(self, stream: Literal["stdout", "stderr"], data: str) -> None:
         raw = wire.encode(wire.OutputEvent(type=stream, data=data, seq=self.seq))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(self._log, raw)
-            if self.seq == 0:
+
+        async def append() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(self._log, raw)
                 pipe.expire(self._log, self._ttl)
-            pipe.publish(self._channel, raw)
-            await pipe.execute()
+                pipe.publish(self._channel, raw)
+                await pipe.execute()
+
+        await until_redis(append, "appending output")
         self.seq += 1
 
     async def finish(self, result: wire.Result) -> bool:
         """Record the terminal result, unless another party ended the execution first."""
         check_transition(self.status, result.status)
-        reply = await self._transitions.finish(result, self._ttl)
+        reply = await until_redis(
+            lambda: self._transitions.finish(result, self._ttl), "recording a result"
+        )
         if reply != OK:
             log.info("execution=%s already %s: result dropped", self._job.execution_id, reply)
             return False

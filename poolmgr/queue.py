@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
+from poolmgr.redis_retry import until_redis
 from runtimes import keys, wire
 
 _Rows = list[dict[str, bytes]]
@@ -60,10 +61,14 @@ class JobQueue:
 
     async def ack(self, entry: Entry) -> None:
         """The job is final: drop it from the group's pending list and from the stream."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(entry.stream, keys.WORKER_GROUP, entry.entry_id)
-            pipe.xdel(entry.stream, entry.entry_id)
-            await pipe.execute()
+
+        async def ack() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xack(entry.stream, keys.WORKER_GROUP, entry.entry_id)
+                pipe.xdel(entry.stream, entry.entry_id)
+                await pipe.execute()
+
+        await until_redis(ack, "acknowledging a job")
 
     async def retry(self, entry: Entry) -> None:
         """Queue the job again as its next attempt, then ack this entry."""

@@ -26,15 +26,22 @@ class EmbeddedRedis:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def start(self) -> None:
+        """Start (or start again, on the same socket and data: the queue survives)."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerError(
                 "redis-server is not installed: run `apt-get install -y redis-server`"
                 " or set CODERUNNER_REDIS_URL to a Redis you run"
             )
+        self.socket.unlink(missing_ok=True)
         self._proc = subprocess.Popen(
             [binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-             "--save", "", "--appendonly", "no", "--dir", str(self._dir), "--loglevel", "warning"],
+             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+             "--dir", str(self._dir), "--loglevel", "warning"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -43,9 +50,9 @@ class EmbeddedRedis:
                 self.stop()
                 raise RedisServerError(f"redis-server did not start (socket {self.socket})")
             time.sleep(0.02)
-        return self
 
-    def stop(self) -> None:
+    def shutdown(self) -> None:
+        """Stop the server, keeping its data for a later `start`."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -53,6 +60,10 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+
+    def stop(self) -> None:
+        """Stop the server and delete its data."""
+        self.shutdown()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __exit__(

@@ -13,6 +13,7 @@ from runtimes import keys, wire
 from runtimes.lifecycle import TERMINAL, Status
 
 OK = "ok"
+ABORTED_NOW, KILL_SENT = "aborted-now", "kill-sent"
 _TERMINAL = "{" + ", ".join(f'["{s.value}"] = true' for s in sorted(TERMINAL)) + "}"
 
 # KEYS: execution, channel. ARGV: (status, event) pairs, applied in order.
@@ -65,11 +66,11 @@ if current == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'aborted', 'result', ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
   redis.call('PUBLISH', KEYS[2], ARGV[2])
-  return 'aborted'
+  return 'aborted-now'
 end
 redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
-return 'aborting'
+return 'kill-sent'
 """
 
 KILL = b'{"type":"kill"}'
@@ -111,7 +112,7 @@ class Transitions:
         return _text(await self._requeue(keys=keys_, args=[event]))
 
     async def abort(self, execution_id: str, language: str, ttl_s: int) -> str:
-        """`"aborted"` (it was queued), `"aborting"` (its worker will kill it), or its status."""
+        """ABORTED_NOW (it was queued), KILL_SENT (its worker kills it), or its end status."""
         result = wire.Result(execution_id=execution_id, language=language, status=Status.ABORTED)
         keys_ = [
             keys.execution(execution_id),
