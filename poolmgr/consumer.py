@@ -92,6 +92,11 @@ class Consumer:
                 with anyio.CancelScope(shield=True):
                     await self._recovery.settle(entry, "no_container")
                 return
+            except Exception:  # a bug or an unforeseen fault: this job, not the worker, pays
+                log.exception("execution=%s failed inside the worker", job.execution_id)
+                with anyio.CancelScope(shield=True):
+                    await self._recovery.settle(entry, "worker_error")
+                return
             finally:
                 metrics.ACTIVE.labels(job.language).dec()
             with anyio.CancelScope(shield=True):

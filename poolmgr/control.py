@@ -10,13 +10,17 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
+import anyio
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from poolmgr.container import Container
 from runtimes import keys
 
 log = logging.getLogger(__name__)
+
+RETRY_S = 0.5
 
 
 async def relay_control(
@@ -25,7 +29,12 @@ async def relay_control(
     """Deliver control messages until cancelled (the run's end cancels it)."""
     key = keys.control(execution_id)
     while True:
-        reply = await redis.blpop([key], timeout=0)
+        try:
+            reply = await redis.blpop([key], timeout=0)
+        except (RedisError, OSError) as exc:  # Redis restarting: the program runs on
+            log.warning("execution=%s control unavailable: %s", execution_id, exc)
+            await anyio.sleep(RETRY_S)
+            continue
         if reply is None:
             continue
         message = orjson.loads(cast(tuple[bytes, bytes], reply)[1])

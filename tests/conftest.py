@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -15,12 +10,7 @@ import pytest
 
 from runtimes.redis_server import EmbeddedRedis
 from tests.client import Client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.processes import free_port, start, stop
 
 
 def labelled_containers(label: str = "code-runner") -> list[str]:
@@ -42,33 +32,24 @@ def redis_url() -> Iterator[str]:
 def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """`coderunner dev` as a user starts it, on its own port; stopped with SIGTERM at the end."""
     port = free_port()
-    env = {
-        **os.environ,
-        "CODERUNNER_REDIS_URL": redis_url,
-        "CODERUNNER_PORT": str(port),
-        "CODERUNNER_POOL_MIN": "3",
-        "CODERUNNER_REAP_INTERVAL_S": "1",
-        "CODERUNNER_HEARTBEAT_TTL_S": "3",
-        "CODERUNNER_WORKER_ID": f"test-server-{port}",
-    }
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtimes", "dev"], env=env, stdout=log, stderr=subprocess.STDOUT
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    proc = start(
+        "dev",
+        log,
+        redis_url=redis_url,
+        port=str(port),
+        pool_min="3",
+        reap_interval_s="1",
+        heartbeat_ttl_s="3",
+        worker_id=f"test-server-{port}",
     )
     client = Client(f"http://127.0.0.1:{port}")
     try:
         client.wait_ready(proc)
         yield client
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-    assert proc.returncode == 0, f"server exited with {proc.returncode}; see {log_path}"
+        code = stop(proc)
+    assert code == 0, f"server exited with {code}; see {log}"
 
 
 @pytest.fixture(scope="session", autouse=True)
