@@ -47,7 +47,7 @@ def container_config(runtime: Runtime, settings: Settings) -> dict[str, Any]:
             "memswap_limit": memory,
             "nano_cpus": int(settings.cpus * 1e9),
             "ulimits": [{"Name": "nofile", "Soft": 256, "Hard": 256}],
-            "runtime": settings.container_runtime,
+            "runtime": settings.container_runtime_for(runtime.language),
             "ipc_mode": "none",
         },
     }

@@ -168,6 +168,7 @@ class Settings:
     image_prefix: str = "coderunner"
     base_image: str = "coderunner-base:bookworm"
     container_runtime: str = "runc"
+    container_runtimes: Mapping[str, str] = field(default_factory=dict)
     workspace_mb: int = 64
     pids_limit: int = 64
     cpus: float = 1.0
@@ -202,10 +203,19 @@ class Settings:
             image_prefix=env.get(PREFIX + "IMAGE_PREFIX", d.image_prefix),
             base_image=env.get(PREFIX + "BASE_IMAGE", d.base_image),
             container_runtime=env.get(PREFIX + "CONTAINER_RUNTIME", d.container_runtime),
+            container_runtimes={
+                lang: env[f"{PREFIX}CONTAINER_RUNTIME_{lang.upper()}"]
+                for lang in RUNTIMES
+                if f"{PREFIX}CONTAINER_RUNTIME_{lang.upper()}" in env
+            },
             workspace_mb=_int(env, "WORKSPACE_MB", d.workspace_mb, lo=1),
             pids_limit=_int(env, "PIDS_LIMIT", d.pids_limit, lo=8),
             cpus=_float(env, "CPUS", d.cpus),
         )
+
+    def container_runtime_for(self, language: str) -> str:
+        """The OCI runtime for `language`'s sandboxes (`runsc` for gVisor)."""
+        return self.container_runtimes.get(language, self.container_runtime)
 
     def pool_policy(self, language: str) -> PoolPolicy:
         """How `language`'s warm pool is sized."""

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import docker
 import pytest
 from redis.asyncio import Redis
 
@@ -160,3 +161,20 @@ async def test_failing_creates_open_the_circuit() -> None:
             await pool.cold_start()
         tg.cancel_scope.cancel()
     engine.close()
+
+
+def _gvisor_registered() -> bool:
+    client = docker.from_env()
+    try:
+        return "runsc" in client.info().get("Runtimes", {})
+    finally:
+        client.close()
+
+
+@pytest.mark.skipif(not _gvisor_registered(), reason="runsc is not registered with the engine")
+async def test_gvisor_sandbox_runs_python_under_its_own_kernel(redis_url: str) -> None:
+    code = "import os\nprint(os.uname().release, os.getuid())"
+    async with running_pool(0, container_runtimes={"python": "runsc"}) as (pool, engine, _):
+        result = await _execute(pool, engine, redis_url, code)
+    assert result.status == "completed", result
+    assert result.stdout == "4.4.0 10001\n"  # gVisor's kernel, the unprivileged user

@@ -50,3 +50,9 @@ def test_bad_values_say_which_variable(env: dict[str, str]) -> None:
 def test_max_below_min_is_refused() -> None:
     with pytest.raises(SettingsError, match="python pool: pool min 5 and max 2"):
         Settings.from_env({"CODERUNNER_POOL_MIN": "5", "CODERUNNER_POOL_MAX": "2"})
+
+
+def test_container_runtime_per_language() -> None:
+    s = Settings.from_env({"CODERUNNER_CONTAINER_RUNTIME_PYTHON": "runsc"})
+    assert s.container_runtime_for("python") == "runsc"
+    assert s.container_runtime_for("go") == "runc"
