@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-import anyio
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from poolmgr import heartbeat
-from poolmgr.engine import Engine, EngineError
+from poolmgr.engine import Engine
+from poolmgr.periodic import every
 from poolmgr.sandbox import LABEL_CLUSTER, LABEL_WORKER
 
 log = logging.getLogger(__name__)
@@ -33,12 +32,7 @@ class Reaper:
         self._interval = interval_s
 
     async def run(self) -> None:
-        while True:
-            await anyio.sleep(self._interval)
-            try:
-                await self.reap_dead()
-            except (EngineError, RedisError, OSError) as exc:
-                log.warning("reaper pass skipped: %s", exc)
+        await every(self._interval, "reaper", self.reap_dead)
 
     async def reap_dead(self) -> int:
         """Remove every container of a worker without a live heartbeat; returns how many."""

@@ -7,11 +7,10 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-import anyio
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from poolmgr import heartbeat
+from poolmgr.periodic import every
 from poolmgr.queue import CLAIM_IDLE_MS, Entry, JobQueue
 from runtimes import keys, wire
 from runtimes.lifecycle import Status
@@ -41,12 +40,7 @@ class Recovery:
 
     async def run(self) -> None:
         """The watchdog: every interval, settle the jobs of dead workers."""
-        while True:
-            await anyio.sleep(self._interval)
-            try:
-                await self.recover()
-            except (RedisError, OSError) as exc:
-                log.warning("recovery pass skipped: %s", exc)
+        await every(self._interval, "recovery", self.recover)
 
     async def recover(self, own: bool = False) -> int:
         """Settle entries pending with dead consumers (and this worker's past life if `own`)."""

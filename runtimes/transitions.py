@@ -15,53 +15,55 @@ from runtimes.lifecycle import TERMINAL, Status
 OK = "ok"
 ABORTED_NOW, KILL_SENT = "aborted-now", "kill-sent"
 _TERMINAL = "{" + ", ".join(f'["{s.value}"] = true' for s in sorted(TERMINAL)) + "}"
-
-# KEYS: execution, channel. ARGV: (status, event) pairs, applied in order.
-_ADVANCE = f"""
+# Every script starts here: a missing or already terminal execution is left alone.
+_GUARD = f"""
 local terminal = {_TERMINAL}
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return 'missing' end
 if terminal[current] then return current end
+"""
+
+# KEYS: execution, channel. ARGV: (status, event) pairs, applied in order.
+_ADVANCE = (
+    _GUARD
+    + """
 for i = 1, #ARGV, 2 do
   redis.call('HSET', KEYS[1], 'status', ARGV[i])
   redis.call('PUBLISH', KEYS[2], ARGV[i + 1])
 end
 return 'ok'
 """
+)
 
 # KEYS: execution, output log, channel. ARGV: status, result, exit event, ttl.
-_FINISH = f"""
-local terminal = {_TERMINAL}
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return 'missing' end
-if terminal[current] then return current end
+_FINISH = (
+    _GUARD
+    + """
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('PUBLISH', KEYS[3], ARGV[3])
 return 'ok'
 """
+)
 
 # KEYS: execution, output log, channel. ARGV: queued status event.
 # Back to the queue only while nothing has reached the user: no output frame yet.
-_REQUEUE = f"""
-local terminal = {_TERMINAL}
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return 'missing' end
-if terminal[current] then return current end
+_REQUEUE = (
+    _GUARD
+    + """
 if redis.call('LLEN', KEYS[2]) > 0 then return 'has_output' end
 redis.call('HSET', KEYS[1], 'status', 'queued')
 redis.call('PUBLISH', KEYS[3], ARGV[1])
 return 'ok'
 """
+)
 
 # KEYS: execution, channel, control. ARGV: aborted result, exit event, kill message, ttl.
 # A queued execution ends here and now; a started one is killed by its worker.
-_ABORT = f"""
-local terminal = {_TERMINAL}
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return 'missing' end
-if terminal[current] then return current end
+_ABORT = (
+    _GUARD
+    + """
 if current == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'aborted', 'result', ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -72,6 +74,7 @@ redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 return 'kill-sent'
 """
+)
 
 KILL = b'{"type":"kill"}'
 
