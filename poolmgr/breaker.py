@@ -26,6 +26,11 @@ class CircuitBreaker:
             delay = self.base_delay_s * 2 ** (self.failures - self.threshold)
             self.open_until = now + min(delay, self.max_delay_s)
 
+    @property
+    def tripped(self) -> bool:
+        """Failing: no create has succeeded since the threshold was reached."""
+        return self.failures >= self.threshold
+
     def is_open(self, now: float) -> bool:
         return now < self.open_until
 

@@ -89,8 +89,12 @@ class Engine:
 
     @property
     def api(self) -> Any:
+        """The SDK's low-level client, connected (and version-negotiated) on first use."""
         if self._client is None:
-            self._client = docker.DockerClient(base_url=self._url, version="auto", timeout=60)
+            try:
+                self._client = docker.DockerClient(base_url=self._url, version="auto", timeout=60)
+            except docker.errors.DockerException as exc:
+                raise EngineError(f"no docker engine at {self._url}: {exc}") from exc
         return self._client.api
 
     async def ping(self) -> bool:

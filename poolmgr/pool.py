@@ -85,8 +85,9 @@ class Pool:
 
     @property
     def accepting(self) -> bool:
-        """False while creates keep failing: jobs then wait in the queue instead of failing."""
-        return bool(self._warm) or not self.breaker.is_open(time.monotonic())
+        """False from the breaker tripping until a create succeeds again: meanwhile jobs wait
+        in the queue (and /readyz says why) instead of failing one after another."""
+        return bool(self._warm) or not self.breaker.tripped
 
     def claim(self) -> Container | None:
         """Hand out a live, current warm container, or None; atomic since it never awaits."""

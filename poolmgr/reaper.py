@@ -8,7 +8,7 @@ from collections import defaultdict
 from redis.asyncio import Redis
 
 from poolmgr import heartbeat
-from poolmgr.engine import Engine
+from poolmgr.engine import Engine, EngineError
 from poolmgr.periodic import every
 from poolmgr.sandbox import LABEL_CLUSTER, LABEL_WORKER
 
@@ -49,6 +49,12 @@ class Reaper:
         return sum(len(owners[w]) for w in dead)
 
     async def reap_own(self) -> None:
-        """Leftovers of an earlier life of this worker id (a restarted pod keeps its name)."""
-        for container_id in await self._engine.list_ids({LABEL_WORKER: self._worker_id}):
-            await self._engine.remove(container_id)
+        """Leftovers of this worker id (from an earlier life: a restarted pod keeps its name).
+
+        An engine that is down is not fatal: the worker waits for it like for any failure.
+        """
+        try:
+            for container_id in await self._engine.list_ids({LABEL_WORKER: self._worker_id}):
+                await self._engine.remove(container_id)
+        except EngineError as exc:
+            log.warning("cannot reap this worker's containers: %s", exc)

@@ -17,6 +17,7 @@ def test_opens_and_backs_off_exponentially_up_to_the_cap() -> None:
     breaker.failure(0.0)
     breaker.failure(10.0)
     assert breaker.is_open(10.5) and not breaker.is_open(11.0)
+    assert breaker.tripped  # until a success, even once the delay is over
     breaker.failure(11.0)
     assert breaker.retry_in(11.0) == 2.0
     for _ in range(10):

@@ -136,3 +136,32 @@ def test_stdin_sent_while_queued_is_delivered(tmp_path: Path) -> None:
         assert (
             "".join(f.get("data", "") for f in frames if f["type"] == "stdout") == "TYPED EARLY\n"
         )
+
+
+def test_without_a_docker_engine_jobs_wait_and_readiness_says_so(tmp_path: Path) -> None:
+    with EmbeddedRedis() as redis:
+        port = free_port()
+        proc = start(
+            "dev",
+            tmp_path / "dev.log",
+            redis_url=redis.url,
+            port=str(port),
+            docker_url=f"unix://{tmp_path}/no-engine.sock",
+        )
+        client = Client(f"http://127.0.0.1:{port}")
+        try:
+            assert until(lambda: _answers(client), 30)
+            ready = client.request("GET", "/readyz")
+            assert ready.status == 503 and ready.body["checks"] == {"redis": True, "docker": False}
+            execution_id = client.submit(code="print(1)")
+            time.sleep(4)  # longer than the breaker's first back-off delays
+            assert status(client, execution_id)["status"] == "queued"  # waiting, not failed
+        finally:
+            assert stop(proc) == 0
+
+
+def _answers(client: Client) -> bool:
+    try:
+        return client.request("GET", "/healthz").status == 200
+    except OSError:
+        return False
