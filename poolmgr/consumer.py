@@ -86,7 +86,7 @@ class Consumer:
             publisher = ExecutionPublisher(self._redis, self._transitions, job, self._ttl)
             metrics.ACTIVE.labels(job.language).inc()
             try:
-                result = await self._executor.execute(job, publisher, read_at)
+                await self._executor.execute(job, publisher, read_at)
             except TransientFailure as exc:
                 log.warning("execution=%s transient failure: %s", job.execution_id, exc)
                 with anyio.CancelScope(shield=True):
@@ -100,8 +100,6 @@ class Consumer:
             finally:
                 metrics.ACTIVE.labels(job.language).dec()
             with anyio.CancelScope(shield=True):
-                if result is not None:
-                    await publisher.finish(result)
                 await self._queue.ack(entry)
         finally:
             self.capacity.give(self._pools[job.language].runtime.weight)
