@@ -65,7 +65,6 @@ async def _churn(seconds: float, concurrency: int) -> float:
             for _ in range(concurrency):
                 workers.start_soon(loop)
         tg.cancel_scope.cancel()
-    engine.close()
     return done / (time.monotonic() - started)
 
 

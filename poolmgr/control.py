@@ -21,6 +21,7 @@ from runtimes import keys
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.5
+BLOCK_S = 2  # below redis-py's default socket timeout (5 s)
 
 
 async def relay_control(
@@ -30,7 +31,7 @@ async def relay_control(
     key = keys.control(execution_id)
     while True:
         try:
-            reply = await redis.blpop([key], timeout=0)
+            reply = await redis.blpop([key], timeout=BLOCK_S)
         except (RedisError, OSError) as exc:  # Redis restarting: the program runs on
             log.warning("execution=%s control unavailable: %s", execution_id, exc)
             await anyio.sleep(RETRY_S)

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 from poolmgr import metrics
 from poolmgr.container import AgentGone, Container
 from poolmgr.control import relay_control
-from poolmgr.engine import Engine, EngineError
+from poolmgr.engine import Engine
+from poolmgr.engine_http import EngineError
 from poolmgr.pool import Pool, PoolUnavailable
 from poolmgr.publisher import ExecutionPublisher
 from poolmgr.sandbox import DEFAULT_MEMORY_MB

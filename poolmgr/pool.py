@@ -19,7 +19,8 @@ from anyio.abc import TaskGroup
 from poolmgr import metrics
 from poolmgr.breaker import CircuitBreaker
 from poolmgr.container import AgentGone, Container
-from poolmgr.engine import Engine, EngineError
+from poolmgr.engine import Engine
+from poolmgr.engine_http import EngineError
 from poolmgr.sandbox import container_config
 from poolmgr.sizing import DemandSizer
 from runtimes.registry import Runtime

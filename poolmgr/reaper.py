@@ -8,7 +8,8 @@ from collections import defaultdict
 from redis.asyncio import Redis
 
 from poolmgr import heartbeat
-from poolmgr.engine import Engine, EngineError
+from poolmgr.engine import Engine
+from poolmgr.engine_http import EngineError
 from poolmgr.periodic import every
 from poolmgr.sandbox import LABEL_CLUSTER, LABEL_WORKER
 

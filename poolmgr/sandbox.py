@@ -17,37 +17,41 @@ WORKSPACE_OPTIONS = "rw,exec,nosuid,nodev,uid=10001,gid=10001,mode=0700"
 
 
 def container_config(runtime: Runtime, settings: Settings) -> dict[str, Any]:
-    """Arguments for `create_container`: one-shot, no network, read-only, unprivileged."""
+    """The engine API's create body: one-shot, no network, read-only, unprivileged."""
     memory = DEFAULT_MEMORY_MB * 1024 * 1024
     return {
-        "image": runtime.image(settings.image_prefix),
-        "user": RUNNER_UID,
-        "stdin_open": True,
-        "tty": False,
-        "network_disabled": True,
-        "hostname": "sandbox",
-        "working_dir": "/workspace",
-        "labels": {
+        "Image": runtime.image(settings.image_prefix),
+        "User": RUNNER_UID,
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "OpenStdin": True,
+        "StdinOnce": False,
+        "Tty": False,
+        "NetworkDisabled": True,
+        "Hostname": "sandbox",
+        "WorkingDir": "/workspace",
+        "Labels": {
             LABEL: "1",
             LABEL_WORKER: settings.worker_id,
             LABEL_CLUSTER: settings.cluster,
             LABEL_LANGUAGE: runtime.language,
         },
-        "host_config": {
-            "network_mode": "none",
-            "read_only": True,
-            "tmpfs": {
+        "HostConfig": {
+            "NetworkMode": "none",
+            "ReadonlyRootfs": True,
+            "Tmpfs": {
                 "/workspace": f"{WORKSPACE_OPTIONS},size={settings.workspace_mb}m",
                 "/tmp": "rw,noexec,nosuid,nodev,size=16m,mode=1777",
             },
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
-            "pids_limit": settings.pids_limit,
-            "mem_limit": memory,
-            "memswap_limit": memory,
-            "nano_cpus": int(settings.cpus * 1e9),
-            "ulimits": [{"Name": "nofile", "Soft": 256, "Hard": 256}],
-            "runtime": settings.container_runtime_for(runtime.language),
-            "ipc_mode": "none",
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges"],
+            "PidsLimit": settings.pids_limit,
+            "Memory": memory,
+            "MemorySwap": memory,
+            "NanoCpus": int(settings.cpus * 1e9),
+            "Ulimits": [{"Name": "nofile", "Soft": 256, "Hard": 256}],
+            "Runtime": settings.container_runtime_for(runtime.language),
+            "IpcMode": "none",
         },
     }

@@ -86,7 +86,6 @@ class Worker:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.reaper.reap_own()
-                self.engine.close()
             log.info("worker %s stopped", worker_id)
 
     async def stop(self) -> None:

@@ -179,7 +179,7 @@ class Session:
         self.sel.register(err_r, selectors.EVENT_READ, STDERR)
         self.sel.register(self.control, selectors.EVENT_READ, JOB)
         self.sel.register(exited, selectors.EVENT_READ, EXIT)
-        self._flush_stdin()
+        self._on_control(b"")  # stdin that arrived in the same read as the job
         self._loop(pid)
 
     def _loop(self, pid: int) -> None:
@@ -205,16 +205,18 @@ class Session:
                         self._end_stdin()
                         _kill_leftovers(pid)
                 elif what == JOB:
-                    self._on_control(os.read(fd, CHUNK))
+                    data = os.read(fd, CHUNK)
+                    if data:
+                        self._on_control(data)
+                    else:
+                        self.sel.unregister(fd)
                 else:
                     self._flush_stdin()
         assert self.status is not None
         self.send(EXIT, json.dumps(_describe(self.status)).encode())
 
     def _on_control(self, data: bytes) -> None:
-        if not data:
-            self.sel.unregister(self.control)
-            return
+        """Frames after the job; `data` may be empty to take those read along with the job."""
         for kind, payload in self.reader.feed(data):
             if kind == STDIN:
                 self.pending_stdin += payload

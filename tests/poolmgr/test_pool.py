@@ -52,7 +52,6 @@ async def running_pool(size: int, **overrides: Any) -> AsyncIterator[tuple[Pool,
         yield pool, engine, settings
         tg.cancel_scope.cancel()
     assert await engine.list_ids({LABEL_WORKER: settings.worker_id}) == []
-    engine.close()
 
 
 async def test_pool_fills_and_refills_after_a_claim() -> None:
@@ -160,7 +159,6 @@ async def test_failing_creates_open_the_circuit() -> None:
         with pytest.raises(PoolUnavailable):
             await pool.cold_start()
         tg.cancel_scope.cancel()
-    engine.close()
 
 
 def _gvisor_registered() -> bool:
