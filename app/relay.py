@@ -11,6 +11,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from runtimes import keys
 
@@ -81,7 +82,11 @@ class Relay:
                 del self._watchers[channel]
                 self._subscribed.pop(channel, None)
                 with anyio.CancelScope(shield=True):
-                    await self._pubsub.unsubscribe(channel)
+                    try:
+                        await self._pubsub.unsubscribe(channel)
+                    except (RedisError, OSError) as exc:  # Redis away: forget it locally
+                        log.warning("unsubscribe %s failed: %s", channel, exc)
+                        self._pubsub.channels.pop(channel.encode(), None)
 
     async def aclose(self) -> None:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -78,8 +78,16 @@ def _files(body: dict[str, Any], entry: str, settings: Settings) -> tuple[wire.S
         if any(part == ".." for part in name.split("/")):
             raise _invalid(f"{field}.name", f"{field}.name must not contain '..'")
         out.append(wire.SourceFile(name, f["content"]))
-    if len({f.name for f in out}) != len(out):
+    names = {f.name for f in out}
+    if len(names) != len(out):
         raise _invalid("files", "file names must be unique")
+    directories = {name.rsplit("/", 1)[0] for name in names if "/" in name}
+    parents = {
+        "/".join(d.split("/")[: i + 1]) for d in directories for i in range(d.count("/") + 1)
+    }
+    clash = sorted(names & parents)
+    if clash:
+        raise _invalid("files", f"{clash[0]!r} is both a file and a directory")
     return tuple(out)
 
 

@@ -25,7 +25,6 @@ class _Cursor:
     def __init__(self, status: Status) -> None:
         self.next_seq = 0
         self.shown = status
-        self.ended = False
 
     def catch_up(self, log: list[bytes]) -> Iterator[bytes]:
         """Frames of the replay log not shown yet (a retried append may repeat one)."""
@@ -33,21 +32,20 @@ class _Cursor:
             yield from self.live(raw)
 
     def live(self, raw: bytes) -> Iterator[bytes]:
-        """What to show of one live event: new output, later statuses, the end."""
+        """What to show of an output or status event: new output, later statuses."""
         event = wire.decode_event(raw)
-        if isinstance(event, wire.OutputEvent):
-            if event.seq == self.next_seq:
-                self.next_seq += 1
-                yield raw
-        elif isinstance(event, wire.StatusEvent):
-            if event.status.rank > self.shown.rank and not event.status.terminal:
-                self.shown = event.status
-                yield raw
-        else:
-            yield from self.end(event)
+        if isinstance(event, wire.OutputEvent) and event.seq == self.next_seq:
+            self.next_seq += 1
+            yield raw
+        elif (
+            isinstance(event, wire.StatusEvent)
+            and event.status.rank > self.shown.rank
+            and not event.status.terminal
+        ):
+            self.shown = event.status
+            yield raw
 
     def end(self, exit_event: wire.ExitEvent) -> Iterator[bytes]:
-        self.ended = True
         if self.shown != exit_event.status:
             yield wire.encode(wire.StatusEvent(exit_event.status))
         yield wire.encode(exit_event)
@@ -60,7 +58,8 @@ async def watch_frames(
 
     Subscribing before reading the record and the replay log is what makes this
     gap-free: any frame not yet in the log is published after we subscribed. A live
-    frame that skips a `seq`, or a long silence, makes it re-read the log and the record.
+    frame that skips a `seq`, the `exit` event, or a long silence makes it re-read the log
+    and the record (the result is written in the same script that publishes `exit`).
     """
     async with relay.watch(execution_id) as live:
         record, log = await _snapshot(store, execution_id)
@@ -73,11 +72,9 @@ async def watch_frames(
                 for raw in cursor.end(wire.ExitEvent.of(record.result)):
                     yield raw
                 return
-            while (event := await _next(live)) is not None and not _skips(event, cursor.next_seq):
+            while (event := await _next(live)) is not None and not _resync_first(event, cursor):
                 for shown in cursor.live(event):
                     yield shown
-                if cursor.ended:
-                    return
             record, log = await _snapshot(store, execution_id)
 
 
@@ -88,9 +85,13 @@ async def _next(live: MemoryObjectReceiveStream[bytes]) -> bytes | None:
     return None
 
 
-def _skips(raw: bytes, next_seq: int) -> bool:
+def _resync_first(raw: bytes, cursor: _Cursor) -> bool:
+    """A skipped `seq`, or the end: re-read Redis before going on, so that no frame that
+    pub/sub dropped (a Redis restart, a slow subscriber) is missing before `exit`."""
     event = wire.decode_event(raw)
-    return isinstance(event, wire.OutputEvent) and event.seq > next_seq
+    if isinstance(event, wire.OutputEvent):
+        return event.seq > cursor.next_seq
+    return isinstance(event, wire.ExitEvent)
 
 
 async def _snapshot(store: ExecutionStore, execution_id: str) -> tuple[Record, list[bytes]]:

@@ -67,7 +67,14 @@ def parse_command(raw: str, max_stdin_bytes: int) -> Command:
 async def _commands(sock: _Socket, store: ExecutionStore, execution_id: str, limit: int) -> None:
     """Client frames while the execution runs: stdin reaches the program, kill aborts it."""
     while True:
-        command = parse_command(await sock.ws.receive_text(), limit)
+        message = await sock.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        text = message.get("text")
+        if text is None:
+            await sock.error("invalid_message", "frames must be JSON text, not binary")
+            continue
+        command = parse_command(text, limit)
         if command.kind == "stdin":
             await store.send_control(execution_id, command.message)
         elif command.kind == "kill":

@@ -44,9 +44,12 @@ async def relay_control(
             on_kill()
             return
         if kind == "stdin":
-            if isinstance(message.get("data"), str):
-                await container.send_stdin(message["data"].encode())
-            if message.get("eof") is True:
-                await container.close_stdin()
+            try:
+                if isinstance(message.get("data"), str):
+                    await container.send_stdin(message["data"].encode())
+                if message.get("eof") is True:
+                    await container.close_stdin()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                return  # the program has ended: nobody is left to read it
         else:
             log.warning("execution=%s ignoring control message %r", execution_id, kind)

@@ -50,7 +50,12 @@ def container_config(runtime: Runtime, settings: Settings) -> dict[str, Any]:
             "Memory": memory,
             "MemorySwap": memory,
             "NanoCpus": int(settings.cpus * 1e9),
-            "Ulimits": [{"Name": "nofile", "Soft": 256, "Hard": 256}],
+            "Ulimits": [
+                {"Name": "nofile", "Soft": 256, "Hard": 256},
+                {"Name": "core", "Soft": 0, "Hard": 0},
+            ],
+            # The output is streamed by the worker; dockerd must not also write it to disk.
+            "LogConfig": {"Type": "none", "Config": {}},
             "Runtime": settings.container_runtime_for(runtime.language),
             "IpcMode": "none",
         },
