@@ -33,8 +33,10 @@ class ExecutionStore:
         """Record the execution as queued and append it to its language's stream, atomically."""
         key = keys.execution(job.execution_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"status": Status.QUEUED.value, "language": job.language})
-            pipe.expire(key, self._ttl)
+            # No TTL yet: a job may wait long (an engine outage); the end sets the TTL.
+            pipe.hset(
+                key, mapping={"status": Status.QUEUED.value, "language": job.language, "attempt": 0}
+            )
             pipe.xadd(keys.job_stream(job.language), {"job": wire.encode(job)})
             await pipe.execute()
 

@@ -36,6 +36,7 @@ class Consumer:
         pools: dict[str, Pool],
         capacity: int,
         result_ttl_s: int,
+        in_flight: set[str],
     ) -> None:
         self._redis = redis
         self._queue = queue
@@ -45,6 +46,7 @@ class Consumer:
         self._pools = pools
         self.capacity = Capacity(capacity)
         self._ttl = result_ttl_s
+        self._in_flight = in_flight
         self.stopping = False
 
     def _readable(self) -> list[str]:
@@ -82,24 +84,32 @@ class Consumer:
 
     async def _handle(self, entry: Entry, read_at: float) -> None:
         job = entry.job
+        self._in_flight.add(entry.entry_id)
+        metrics.ACTIVE.labels(job.language).inc()
         try:
-            publisher = ExecutionPublisher(self._redis, self._transitions, job, self._ttl)
-            metrics.ACTIVE.labels(job.language).inc()
-            try:
-                await self._executor.execute(job, publisher, read_at)
-            except TransientFailure as exc:
-                log.warning("execution=%s transient failure: %s", job.execution_id, exc)
-                with anyio.CancelScope(shield=True):
-                    await self._recovery.settle(entry, "no_container")
-                return
-            except Exception:  # a bug or an unforeseen fault: this job, not the worker, pays
-                log.exception("execution=%s failed inside the worker", job.execution_id)
-                with anyio.CancelScope(shield=True):
-                    await self._recovery.settle(entry, "worker_error")
-                return
-            finally:
-                metrics.ACTIVE.labels(job.language).dec()
+            failure = await self._execute(entry, read_at)
             with anyio.CancelScope(shield=True):
-                await self._queue.ack(entry)
+                if failure is None:
+                    await self._queue.ack(entry)
+                else:
+                    await self._recovery.settle(entry, failure)
+        except Exception:  # left pending: the watchdog settles it once it is idle
+            log.exception("execution=%s could not be settled now", job.execution_id)
         finally:
+            metrics.ACTIVE.labels(job.language).dec()
+            self._in_flight.discard(entry.entry_id)
             self.capacity.give(self._pools[job.language].runtime.weight)
+
+    async def _execute(self, entry: Entry, read_at: float) -> str | None:
+        """None once the execution has ended; else the failure code to settle the job with."""
+        job = entry.job
+        publisher = ExecutionPublisher(self._redis, self._transitions, job, self._ttl)
+        try:
+            await self._executor.execute(job, publisher, read_at)
+        except TransientFailure as exc:
+            log.warning("execution=%s transient failure: %s", job.execution_id, exc)
+            return "no_container"
+        except Exception:  # a bug or an unforeseen fault: this job, not the worker, pays
+            log.exception("execution=%s failed inside the worker", job.execution_id)
+            return "worker_error"
+        return None

@@ -28,7 +28,9 @@ class Container:
     stream: AttachedStream
     created_at: float = field(default_factory=time.monotonic)
     image_id: str | None = None
-    _reader: agent.FrameReader = field(default_factory=agent.FrameReader)
+    _reader: agent.FrameReader = field(
+        default_factory=lambda: agent.FrameReader(agent.MAX_AGENT_FRAME)
+    )
 
     @property
     def alive(self) -> bool:
@@ -38,10 +40,14 @@ class Container:
         """The agent's frames, in order; stops when the container's output ends."""
         async for kind, payload in self.stream.chunks():
             if kind == STDERR:
-                log.warning("agent %s: %s", self.id[:12], payload.decode(errors="replace").strip())
+                log.warning("agent %s: %s", self.id[:12], payload[:500].decode(errors="replace"))
                 continue
-            for item in self._reader.feed(payload):
-                yield item
+            try:
+                for item in self._reader.feed(payload):
+                    yield item
+            except agent.FrameTooLarge as exc:  # treated like a vanished agent
+                log.warning("container %s broke the protocol: %s", self.id[:12], exc)
+                return
 
     async def wait_ready(self) -> None:
         async for kind, _ in self.frames():

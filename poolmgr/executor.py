@@ -6,7 +6,7 @@ import codecs
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import anyio
 import orjson
@@ -79,11 +79,19 @@ class RunOutcome:
     failure_code: str | None = None
 
 
-def _exited(info: dict[str, Any]) -> RunOutcome:
+def _exited(payload: bytes) -> RunOutcome:
     """The outcome the agent's EXIT frame describes; an OOM kill anywhere is a memory kill."""
-    if info.get("oom_kills", 0) > 0:
-        return RunOutcome(Status.MEMORY_EXCEEDED, info["exit_code"], info["signal"])
-    return RunOutcome(Status.COMPLETED, info["exit_code"], info["signal"])
+    try:
+        info = orjson.loads(payload)
+        code, sig, kills = info["exit_code"], info["signal"], info["oom_kills"]
+        valid = (code is None or isinstance(code, int)) and (sig is None or isinstance(sig, str))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        valid = False
+    if not valid or not isinstance(kills, int):
+        return RunOutcome(Status.FAILED, failure_code="agent_lost")
+    if kills > 0:
+        return RunOutcome(Status.MEMORY_EXCEEDED, code, sig)
+    return RunOutcome(Status.COMPLETED, code, sig)
 
 
 def agent_job(job: wire.Job, runtime: Runtime) -> dict[str, object]:
@@ -194,7 +202,7 @@ class Executor:
                             outcome = RunOutcome(Status.OUTPUT_EXCEEDED, signal="SIGKILL")
                             break
                     elif kind == agent.EXIT:
-                        outcome = _exited(orjson.loads(payload))
+                        outcome = _exited(payload)
                         break
                 run_scope.cancel()
         if deadline.cancelled_caught:
@@ -233,8 +241,6 @@ class Executor:
             run_ms=round((t_end - t_run) * 1e3, 2),
             total_ms=round((queue_s + t_end - t0) * 1e3, 2),
         )
-        metrics.EXECUTIONS.labels(job.language, outcome.status.value).inc()
-        metrics.DURATION.labels(job.language, outcome.status.value).observe(t_end - t0)
         return wire.Result(
             execution_id=job.execution_id,
             language=job.language,

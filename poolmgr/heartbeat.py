@@ -14,6 +14,8 @@ from runtimes import keys
 
 log = logging.getLogger(__name__)
 
+RETRY_S = 0.5
+
 
 async def beat(redis: Redis, worker_id: str, ttl_s: int) -> None:
     """Refresh this worker's heartbeat every third of its TTL, until cancelled."""
@@ -24,6 +26,8 @@ async def beat(redis: Redis, worker_id: str, ttl_s: int) -> None:
                 await redis.set(key, str(time.time()), ex=ttl_s)
             except (RedisError, OSError) as exc:
                 log.warning("heartbeat not written: %s", exc)
+                await anyio.sleep(RETRY_S)  # back as soon as Redis is, before peers reap us
+                continue
             await anyio.sleep(ttl_s / 3)
     finally:
         with anyio.CancelScope(shield=True), contextlib.suppress(RedisError, OSError):

@@ -7,6 +7,8 @@ from collections import deque
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from runtimes.wire import Result
+
 WARM = Gauge("code_runner_warm_containers", "Warm containers ready to claim", ["language"])
 TARGET = Gauge("code_runner_pool_target", "Warm containers the pool aims to keep", ["language"])
 FILL = Gauge("code_runner_pool_fill_ratio", "Warm containers / pool target", ["language"])
@@ -58,3 +60,11 @@ class StartWindow:
         if not self._starts:
             return 0.0
         return sum(cold for _, cold in self._starts) / len(self._starts)
+
+
+def count_end(result: Result) -> None:
+    """Count an execution once, where its terminal status was actually recorded."""
+    labels = (result.language, result.status.value)
+    EXECUTIONS.labels(*labels).inc()
+    run_ms = (result.timings.start_ms or 0.0) + (result.timings.run_ms or 0.0)
+    DURATION.labels(*labels).observe(run_ms / 1e3)

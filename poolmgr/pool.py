@@ -232,10 +232,10 @@ class Pool:
             container_id = await self._engine.create(config)
         stream = None
         try:
-            stream = await self._engine.attach(container_id)
-            container = Container(container_id, self.language, stream)
-            await self._engine.start(container_id)
             with anyio.fail_after(READY_TIMEOUT_S):
+                stream = await self._engine.attach(container_id)
+                container = Container(container_id, self.language, stream)
+                await self._engine.start(container_id)
                 await container.wait_ready()
             return container
         except BaseException:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from poolmgr import metrics
 from poolmgr.redis_retry import until_redis
 from runtimes import keys, wire
 from runtimes.lifecycle import Status, check_transition
@@ -58,7 +59,7 @@ class ExecutionPublisher:
             check_transition(previous, status)
             previous = status
         reply = await until_redis(
-            lambda: self._transitions.advance(self._job.execution_id, todo), "setting a status"
+            lambda: self._transitions.advance(self._job, todo), "setting a status"
         )
         if reply != OK:
             log.info(
@@ -86,10 +87,12 @@ class ExecutionPublisher:
         """Record the terminal result, unless another party ended the execution first."""
         check_transition(self.status, result.status)
         reply = await until_redis(
-            lambda: self._transitions.finish(result, self._ttl), "recording a result"
+            lambda: self._transitions.finish(self._job.attempt, result, self._ttl),
+            "recording a result",
         )
         if reply != OK:
             log.info("execution=%s already %s: result dropped", self._job.execution_id, reply)
             return False
         self._record(result.status, result.failure_code)
+        metrics.count_end(result)
         return True

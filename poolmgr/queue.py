@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple, cast
+import logging
+from typing import Any, NamedTuple, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from redis.typing import KeyT, StreamIdT
+from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from poolmgr.redis_retry import until_redis
 from runtimes import keys, wire
 
-_Rows = list[dict[str, bytes]]
+log = logging.getLogger(__name__)
+
 BLOCK_MS = 1000
 CLAIM_IDLE_MS = 1000  # two recovering workers never both claim the same entry
+
+
+class Pending(NamedTuple):
+    entry_id: str
+    consumer: str
+    idle_ms: int
 
 
 class Entry(NamedTuple):
@@ -23,14 +31,7 @@ class Entry(NamedTuple):
     job: wire.Job
 
 
-def _entries(reply: object) -> list[Entry]:
-    out = []
-    for stream, entries in cast(
-        list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply or []
-    ):
-        for entry_id, fields in entries:
-            out.append(Entry(stream.decode(), entry_id.decode(), wire.decode_job(fields[b"job"])))
-    return out
+_Raw = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 
 
 class JobQueue:
@@ -56,8 +57,31 @@ class JobQueue:
         reply = await self._redis.xreadgroup(
             keys.WORKER_GROUP, self.worker_id, streams, count=1, block=BLOCK_MS
         )
-        found = _entries(reply)
+        found = await self._decode(cast(_Raw, reply or []))
         return found[0] if found else None
+
+    async def _decode(self, reply: _Raw) -> list[Entry]:
+        """Entries as jobs; one that cannot be decoded is dead-lettered, not retried forever."""
+        out = []
+        for stream, entries in reply:
+            for entry_id, fields in entries:
+                try:
+                    job = wire.decode_job(fields[b"job"])
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.error("undecodable job %s on %s: %s", entry_id, stream, exc)
+                    await self._bury(stream.decode(), entry_id.decode(), fields, str(exc))
+                    continue
+                out.append(Entry(stream.decode(), entry_id.decode(), job))
+        return out
+
+    async def _bury(self, stream: str, entry_id: str, fields: dict[bytes, bytes], why: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            buried: dict[FieldT, EncodableT] = dict(fields.items())
+            buried[b"reason"] = why.encode()
+            pipe.xadd(keys.DEAD_LETTERS, buried, maxlen=10_000)
+            pipe.xack(stream, keys.WORKER_GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            await pipe.execute()
 
     async def ack(self, entry: Entry) -> None:
         """The job is final: drop it from the group's pending list and from the stream."""
@@ -71,22 +95,34 @@ class JobQueue:
         await until_redis(ack, "acknowledging a job")
 
     async def retry(self, entry: Entry) -> None:
-        """Queue the job again as its next attempt, then ack this entry."""
+        """Queue the job again as its next attempt and ack this entry, in one transaction."""
         job = dataclasses.replace(entry.job, attempt=entry.job.attempt + 1)
-        await self._redis.xadd(entry.stream, {"job": wire.encode(job)})
-        await self.ack(entry)
+
+        async def swap() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xadd(entry.stream, {"job": wire.encode(job)})
+                pipe.xack(entry.stream, keys.WORKER_GROUP, entry.entry_id)
+                pipe.xdel(entry.stream, entry.entry_id)
+                await pipe.execute()
+
+        await until_redis(swap, "re-queueing a job")
 
     async def dead_letter(self, entry: Entry, reason: str) -> None:
         await self._redis.xadd(
             keys.DEAD_LETTERS, {"job": wire.encode(entry.job), "reason": reason}, maxlen=10_000
         )
 
-    async def pending(self, language: str) -> list[tuple[str, str]]:
-        """`(entry id, consumer)` of this language's claimed, unacknowledged entries."""
+    async def pending(self, language: str) -> list[Pending]:
+        """This language's claimed, unacknowledged entries."""
         rows = await self._redis.xpending_range(
             keys.job_stream(language), keys.WORKER_GROUP, min="-", max="+", count=1000
         )
-        return [(r["message_id"].decode(), r["consumer"].decode()) for r in cast(_Rows, rows)]
+        return [
+            Pending(
+                r["message_id"].decode(), r["consumer"].decode(), int(r["time_since_delivered"])
+            )
+            for r in cast(list[dict[str, Any]], rows)
+        ]
 
     async def claim(
         self, language: str, entry_ids: list[str], min_idle_ms: int = CLAIM_IDLE_MS
@@ -97,4 +133,5 @@ class JobQueue:
         reply = await self._redis.xclaim(
             stream, keys.WORKER_GROUP, self.worker_id, min_idle_ms, ids
         )
-        return _entries([(stream.encode(), [r for r in reply if r[1] is not None])])
+        taken = [r for r in cast(list[tuple[bytes, dict[bytes, bytes] | None]], reply) if r[1]]
+        return await self._decode(cast(_Raw, [(stream.encode(), taken)]))

@@ -40,8 +40,15 @@ class Worker:
         self.queue = queue = JobQueue(redis, settings.worker_id)
         executor = Executor(self.engine, self.pools, redis, settings.max_output_bytes)
         languages = list(self.pools)
+        in_flight: set[str] = set()
         self.recovery = Recovery(
-            redis, queue, transitions, languages, settings.result_ttl_s, settings.reap_interval_s
+            redis,
+            queue,
+            transitions,
+            languages,
+            settings.result_ttl_s,
+            settings.reap_interval_s,
+            in_flight,
         )
         self.consumer = Consumer(
             redis,
@@ -52,6 +59,7 @@ class Worker:
             self.pools,
             settings.worker_slots,
             settings.result_ttl_s,
+            in_flight,
         )
         self.reaper = Reaper(
             self.engine, redis, settings.worker_id, settings.cluster, settings.reap_interval_s

@@ -14,6 +14,7 @@ from the stream closing.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import json
 import os
@@ -31,6 +32,8 @@ JOB, STDIN, STDIN_EOF = b"J", b"I", b"Z"
 READY, STDOUT, STDERR, EXIT = b"R", b"1", b"2", b"X"
 WORKSPACE = "/workspace"
 CHUNK = 65536
+MAX_AGENT_FRAME = CHUNK + 4096  # the largest frame the agent itself ever writes
+PR_SET_DUMPABLE = 4
 # Imported before the container reports ready, so a program's first imports cost nothing.
 PRELOAD = (
     "collections", "datetime", "functools", "heapq", "itertools", "math", "random", "re",
@@ -43,16 +46,26 @@ def frame(kind: bytes, payload: bytes = b"") -> bytes:
     return HEADER.pack(kind, len(payload)) + payload
 
 
-class FrameReader:
-    """Splits a byte stream into frames, whatever the chunking of the transport."""
+class FrameTooLarge(ValueError):
+    """A frame longer than the reader accepts: the other side is broken or hostile."""
 
-    def __init__(self) -> None:
+
+class FrameReader:
+    """Splits a byte stream into frames, whatever the chunking of the transport.
+
+    `max_frame` bounds what the worker buffers for a frame the program might have forged.
+    """
+
+    def __init__(self, max_frame: int | None = None) -> None:
         self._buf = bytearray()
+        self._max = max_frame
 
     def feed(self, data: bytes) -> Iterator[tuple[bytes, bytes]]:
         self._buf += data
         while len(self._buf) >= HEADER.size:
             kind, size = HEADER.unpack_from(self._buf)
+            if self._max is not None and size > self._max:
+                raise FrameTooLarge(f"a {size}-byte frame exceeds {self._max}")
             end = HEADER.size + size
             if len(self._buf) < end:
                 return
@@ -118,6 +131,7 @@ def _run_python(entry: str, args: list[str]) -> int:
 def _child(job: dict[str, Any], stdin_r: int, out_w: int, err_w: int) -> None:
     """Become the program: pipes on 0/1/2, nothing else open, default signals."""
     os.setsid()
+    _set_dumpable(1)  # the program may inspect itself (/proc/self) as usual
     for target, fd in ((0, stdin_r), (1, out_w), (2, err_w)):
         os.dup2(fd, target)
     os.closerange(3, 65536)
@@ -311,7 +325,14 @@ def _describe(status: int) -> dict[str, Any]:
     return {"exit_code": os.WEXITSTATUS(status), "signal": None, "oom_kills": kills}
 
 
+def _set_dumpable(value: int) -> None:
+    """PR_SET_DUMPABLE: at 0, /proc/1 is root's, so the program (same uid) cannot open the
+    agent's file descriptors and write forged frames into the worker's stream."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, value, 0, 0, 0)
+
+
 def main() -> None:
+    _set_dumpable(0)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     for name in PRELOAD:
         importlib.import_module(name)

@@ -22,12 +22,21 @@ local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return 'missing' end
 if terminal[current] then return current end
 """
+# Worker writes also carry the job's attempt (ARGV[1]): a write from a superseded attempt
+# (its worker was presumed dead and the job re-queued) is refused, and so is a second start
+# of the same attempt (a duplicated stream entry).
+_FENCE = """
+local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0')
+if attempt ~= tonumber(ARGV[1]) then return 'stale' end
+"""
 
-# KEYS: execution, channel. ARGV: (status, event) pairs, applied in order.
+# KEYS: execution, channel. ARGV: attempt, then (status, event) pairs, applied in order.
 _ADVANCE = (
     _GUARD
+    + _FENCE
     + """
-for i = 1, #ARGV, 2 do
+if ARGV[2] == 'preparing' and current ~= 'queued' then return 'taken' end
+for i = 2, #ARGV, 2 do
   redis.call('HSET', KEYS[1], 'status', ARGV[i])
   redis.call('PUBLISH', KEYS[2], ARGV[i + 1])
 end
@@ -35,26 +44,28 @@ return 'ok'
 """
 )
 
-# KEYS: execution, output log, channel. ARGV: status, result, exit event, ttl.
+# KEYS: execution, output log, channel. ARGV: attempt, status, result, exit event, ttl.
 _FINISH = (
     _GUARD
+    + _FENCE
     + """
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', KEYS[3], ARGV[3])
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('PUBLISH', KEYS[3], ARGV[4])
 return 'ok'
 """
 )
 
-# KEYS: execution, output log, channel. ARGV: queued status event.
-# Back to the queue only while nothing has reached the user: no output frame yet.
+# KEYS: execution, output log, channel. ARGV: attempt, queued status event.
+# Back to the queue, as the next attempt, only while no output has reached the user.
 _REQUEUE = (
     _GUARD
+    + _FENCE
     + """
 if redis.call('LLEN', KEYS[2]) > 0 then return 'has_output' end
-redis.call('HSET', KEYS[1], 'status', 'queued')
-redis.call('PUBLISH', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', attempt + 1)
+redis.call('PUBLISH', KEYS[3], ARGV[2])
 return 'ok'
 """
 )
@@ -88,31 +99,28 @@ class Transitions:
         self._requeue = redis.register_script(_REQUEUE)
         self._abort = redis.register_script(_ABORT)
 
-    async def advance(self, execution_id: str, statuses: list[Status]) -> str:
-        """Move through `statuses`; `"ok"`, or the terminal status that was there first."""
-        args: list[bytes | str] = []
+    async def advance(self, job: wire.Job, statuses: list[Status]) -> str:
+        """Move through `statuses`; `"ok"`, or why not (its end status, stale, taken)."""
+        args: list[bytes | str | int] = [job.attempt]
         for status in statuses:
             args += [status.value, wire.encode(wire.StatusEvent(status))]
-        keys_ = [keys.execution(execution_id), keys.events(execution_id)]
+        keys_ = [keys.execution(job.execution_id), keys.events(job.execution_id)]
         return _text(await self._advance(keys=keys_, args=args))
 
-    async def finish(self, result: wire.Result, ttl_s: int) -> str:
-        """Record the result and publish `exit`; `"ok"`, or the terminal status already there."""
+    async def finish(self, attempt: int, result: wire.Result, ttl_s: int) -> str:
+        """Record the result and publish `exit`; `"ok"`, or why not (end status, stale)."""
         eid = result.execution_id
         keys_ = [keys.execution(eid), keys.output_log(eid), keys.events(eid)]
         exit_event = wire.encode(wire.ExitEvent.of(result))
-        args = [result.status.value, wire.encode(result), exit_event, ttl_s]
+        args = [attempt, result.status.value, wire.encode(result), exit_event, ttl_s]
         return _text(await self._finish(keys=keys_, args=args))
 
-    async def requeue(self, execution_id: str) -> str:
-        """Back to `queued` for another try; refused once output has reached a watcher."""
-        keys_ = [
-            keys.execution(execution_id),
-            keys.output_log(execution_id),
-            keys.events(execution_id),
-        ]
+    async def requeue(self, job: wire.Job) -> str:
+        """Back to `queued` as the next attempt; refused once output has reached a watcher."""
+        eid = job.execution_id
+        keys_ = [keys.execution(eid), keys.output_log(eid), keys.events(eid)]
         event = wire.encode(wire.StatusEvent(Status.QUEUED))
-        return _text(await self._requeue(keys=keys_, args=[event]))
+        return _text(await self._requeue(keys=keys_, args=[job.attempt, event]))
 
     async def abort(self, execution_id: str, language: str, ttl_s: int) -> str:
         """ABORTED_NOW (it was queued), KILL_SENT (its worker kills it), or its end status."""

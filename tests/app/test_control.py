@@ -88,7 +88,8 @@ def test_invalid_client_frames_get_an_error_frame_not_a_close(server: Client) ->
     with server.socket(execution_id) as ws:
         ws.send("not json")
         ws.send(json.dumps({"type": "dance"}))
+        ws.send(b"\x00binary")
         frames = [json.loads(raw) for raw in ws]
     errors = [f for f in frames if f["type"] == "error"]
-    assert len(errors) == 2 and all(e["code"] == "invalid_message" for e in errors)
+    assert len(errors) == 3 and all(e["code"] == "invalid_message" for e in errors)
     assert frames[-1]["type"] == "exit" and frames[-1]["status"] == "completed"

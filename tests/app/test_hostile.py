@@ -61,6 +61,11 @@ CASES: dict[str, dict[str, Any]] = {
         "print('before', flush=True)\nos.close(1)\nsys.stderr.write('after')"
     },
     "sigsegv": {"code": "import ctypes\nctypes.string_at(0)"},
+    "forge_agent_frames": {
+        "code": "for fd in (0, 1, 2):\n"
+        "    try:\n        open(f'/proc/1/fd/{fd}', 'wb')\n        print('opened', fd)\n"
+        "    except OSError as exc:\n        print('refused', exc.errno)"
+    },
 }
 
 
@@ -154,6 +159,11 @@ def test_a_crash_is_reported_with_its_signal(hostile: dict[str, dict[str, Any]])
         None,
         "SIGSEGV",
     )
+
+
+def test_the_agents_stream_cannot_be_forged(hostile: dict[str, dict[str, Any]]) -> None:
+    result = hostile["forge_agent_frames"]
+    assert result["stdout"] == "refused 13\n" * 3 and result["status"] == "completed"
 
 
 def test_the_service_keeps_serving_afterwards(

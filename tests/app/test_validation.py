@@ -49,6 +49,13 @@ def test_files_keep_their_order_and_names() -> None:
         ({"language": "python", "files": [{"name": ".hidden", "content": ""}]}, "files[0].name"),
         ({"language": "python", "files": [{"name": "a.py", "content": 1}]}, "files[0]"),
         ({"language": "python", "files": [{"name": "a", "content": ""}] * 2}, "files"),
+        (
+            {
+                "language": "python",
+                "files": [{"name": "a", "content": ""}, {"name": "a/b.py", "content": ""}],
+            },
+            "files",
+        ),
         ({"language": "python", "code": "x", "timeout_s": 0}, "timeout_s"),
         ({"language": "python", "code": "x", "timeout_s": 31}, "timeout_s"),
         ({"language": "python", "code": "x", "timeout_s": True}, "timeout_s"),
