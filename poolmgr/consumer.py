@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from enum import Enum
 
 import anyio
 from redis.asyncio import Redis
@@ -12,8 +13,9 @@ from redis.exceptions import RedisError, ResponseError
 from poolmgr import metrics
 from poolmgr.capacity import Capacity
 from poolmgr.executor import Executor, TransientFailure
+from poolmgr.heartbeat import Heartbeat
 from poolmgr.pool import Pool
-from poolmgr.publisher import ExecutionPublisher
+from poolmgr.publisher import ExecutionPublisher, Superseded
 from poolmgr.queue import BLOCK_MS, Entry, JobQueue
 from poolmgr.recovery import Recovery
 from runtimes.transitions import Transitions
@@ -23,8 +25,15 @@ log = logging.getLogger(__name__)
 READ_RETRY_S = 0.5
 
 
+class Ended(Enum):
+    """How this worker's part in a job ended."""
+
+    DONE = "done"  # the execution has its terminal status: ack
+    ABANDONED = "abandoned"  # another worker has it now, or will: leave the entry alone
+
+
 class Consumer:
-    """Claims a job only when its weight fits and its pool can start it; acks it once final."""
+    """Claims jobs only while their weights fit and their pools can start them; acks once final."""
 
     def __init__(
         self,
@@ -37,6 +46,7 @@ class Consumer:
         capacity: int,
         result_ttl_s: int,
         in_flight: set[str],
+        heartbeat: Heartbeat,
     ) -> None:
         self._redis = redis
         self._queue = queue
@@ -47,31 +57,40 @@ class Consumer:
         self.capacity = Capacity(capacity)
         self._ttl = result_ttl_s
         self._in_flight = in_flight
+        self._heartbeat = heartbeat
+        self._turn = 0
         self.stopping = False
 
     def _readable(self) -> list[str]:
-        """The languages this worker can take a job of right now."""
-        return [
-            language
-            for language, pool in self._pools.items()
-            if pool.accepting and self.capacity.fits(pool.runtime.weight)
-        ]
+        """Languages to read at most one job of each, all of whose weights fit together.
+
+        The start rotates, so that when not all fit, no language is always left out.
+        """
+        order = list(self._pools)
+        self._turn = (self._turn + 1) % len(order)
+        chosen, weight = [], 0
+        for language in order[self._turn :] + order[: self._turn]:
+            pool = self._pools[language]
+            if pool.accepting and self.capacity.fits(weight + pool.runtime.weight):
+                chosen.append(language)
+                weight += pool.runtime.weight
+        return chosen
 
     async def run(self) -> None:
         """Until `stopping`, take jobs that fit; running jobs finish inside this group."""
         async with anyio.create_task_group() as tg:
             while not self.stopping:
                 languages = self._readable()
-                if not languages:
+                if not languages or self._heartbeat.lost.is_set():
                     with anyio.move_on_after(BLOCK_MS / 1000):
                         await self.capacity.wait_freed()
                     continue
                 try:
-                    entry = await self._queue.read(languages)
+                    entries = await self._queue.read(languages)
                 except (RedisError, OSError) as exc:
                     await self._redis_trouble(exc)
                     continue
-                if entry is not None:
+                for entry in entries:
                     self.capacity.take(self._pools[entry.job.language].runtime.weight)
                     tg.start_soon(self._handle, entry, time.monotonic())
 
@@ -87,12 +106,12 @@ class Consumer:
         self._in_flight.add(entry.entry_id)
         metrics.ACTIVE.labels(job.language).inc()
         try:
-            failure = await self._execute(entry, read_at)
+            ended = await self._vouched(entry, read_at)
             with anyio.CancelScope(shield=True):
-                if failure is None:
+                if ended is Ended.DONE:
                     await self._queue.ack(entry)
-                else:
-                    await self._recovery.settle(entry, failure)
+                elif isinstance(ended, str):
+                    await self._recovery.settle(entry, ended)
         except Exception:  # left pending: the watchdog settles it once it is idle
             log.exception("execution=%s could not be settled now", job.execution_id)
         finally:
@@ -100,16 +119,36 @@ class Consumer:
             self._in_flight.discard(entry.entry_id)
             self.capacity.give(self._pools[job.language].runtime.weight)
 
-    async def _execute(self, entry: Entry, read_at: float) -> str | None:
-        """None once the execution has ended; else the failure code to settle the job with."""
+    async def _vouched(self, entry: Entry, read_at: float) -> Ended | str:
+        """Execute, but stop as soon as this worker's heartbeat lapses: its peers own it then."""
+        lost = self._heartbeat.lost
+        async with anyio.create_task_group() as tg:
+
+            async def stop_when_lost() -> None:
+                await lost.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_when_lost)
+            ended = await self._execute(entry, read_at)
+            tg.cancel_scope.cancel()
+            return ended
+        log.warning("execution=%s abandoned: heartbeat lost", entry.job.execution_id)
+        return Ended.ABANDONED
+
+    async def _execute(self, entry: Entry, read_at: float) -> Ended | str:
+        """How the execution ended here, or the failure code to settle the job with."""
         job = entry.job
-        publisher = ExecutionPublisher(self._redis, self._transitions, job, self._ttl)
+        owner = f"{self._queue.worker_id}:{entry.entry_id}"
+        publisher = ExecutionPublisher(self._redis, self._transitions, job, owner, self._ttl)
         try:
             await self._executor.execute(job, publisher, read_at)
         except TransientFailure as exc:
             log.warning("execution=%s transient failure: %s", job.execution_id, exc)
             return "no_container"
+        except Superseded as exc:
+            log.warning("execution=%s abandoned: %s", job.execution_id, exc)
+            return Ended.ABANDONED
         except Exception:  # a bug or an unforeseen fault: this job, not the worker, pays
             log.exception("execution=%s failed inside the worker", job.execution_id)
             return "worker_error"
-        return None
+        return Ended.DONE

@@ -18,7 +18,7 @@ from poolmgr.control import relay_control
 from poolmgr.engine import Engine
 from poolmgr.engine_http import EngineError
 from poolmgr.pool import Pool, PoolUnavailable
-from poolmgr.publisher import ExecutionPublisher
+from poolmgr.publisher import ExecutionPublisher, Stream, Superseded
 from poolmgr.sandbox import DEFAULT_MEMORY_MB
 from runtimes import agent, wire
 from runtimes.lifecycle import Status
@@ -33,16 +33,22 @@ CHILD_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "TMPDIR": "/tmp",
 }
-Stream = Literal["stdout", "stderr"]
+ENCODED_FACTOR = 2
 _STREAMS: dict[bytes, Stream] = {agent.STDOUT: "stdout", agent.STDERR: "stderr"}
 
 
 @dataclass
 class Output:
-    """The program's output so far, cut at the byte limit, decoded without splitting characters."""
+    """The program's output so far, cut at the limit, decoded without splitting characters.
+
+    The limit holds twice: on the raw bytes the program wrote, and on their size once
+    encoded as JSON frames (at most ENCODED_FACTOR times the raw limit), because control
+    characters and invalid UTF-8 take up to six times their raw size in Redis and on the wire.
+    """
 
     limit: int
     used: int = 0
+    encoded: int = 0
     truncated: bool = False
     text: dict[str, list[str]] = field(default_factory=lambda: {"stdout": [], "stderr": []})
     _decoders: dict[str, codecs.IncrementalDecoder] = field(
@@ -63,12 +69,34 @@ class Output:
         return self._keep(stream, self._decoders[stream].decode(b"", final=True))
 
     def _keep(self, stream: str, text: str) -> str:
+        room = self.limit * ENCODED_FACTOR - self.encoded
+        size = _encoded_size(text)
+        if size > room:
+            text, self.truncated = _cut_to(text, room), True
+            size = _encoded_size(text)
+        self.encoded += size
         if text:
             self.text[stream].append(text)
         return text
 
     def joined(self, stream: str) -> str:
         return "".join(self.text[stream])
+
+
+def _encoded_size(text: str) -> int:
+    return len(orjson.dumps(text)) - 2
+
+
+def _cut_to(text: str, size: int) -> str:
+    """The longest prefix of `text` whose encoded size is at most `size`."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _encoded_size(text[:mid]) <= size:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
 
 
 @dataclass
@@ -180,8 +208,13 @@ class Executor:
     async def _run(
         self, container: Container, job: wire.Job, publisher: ExecutionPublisher, output: Output
     ) -> RunOutcome:
-        """Relay output until EXIT, the deadline, the output cap, or a kill."""
+        """Relay output until EXIT, the deadline, the output cap, a kill, or being superseded.
+
+        The deadline covers only the program: output goes to the publisher's buffer, and
+        what is left is written after the run.
+        """
         outcome = RunOutcome(Status.FAILED, failure_code="agent_lost")
+        superseded = False
         with anyio.move_on_after(job.timeout_s) as deadline:
             async with anyio.create_task_group() as tg:
                 run_scope = tg.cancel_scope
@@ -191,27 +224,41 @@ class Executor:
                     outcome = RunOutcome(Status.ABORTED, signal="SIGKILL")
                     run_scope.cancel()
 
+                def give_up() -> None:
+                    nonlocal superseded
+                    superseded = True
+                    run_scope.cancel()
+
                 tg.start_soon(relay_control, self._redis, job.execution_id, container, kill)
-                async for kind, payload in container.frames():
-                    stream = _STREAMS.get(kind)
-                    if stream is not None:
-                        text = output.add(stream, payload)
-                        if text:
-                            await publisher.output(stream, text)
-                        if output.truncated:
-                            outcome = RunOutcome(Status.OUTPUT_EXCEEDED, signal="SIGKILL")
-                            break
-                    elif kind == agent.EXIT:
-                        outcome = _exited(payload)
-                        break
+                tg.start_soon(publisher.pump, give_up)
+                outcome = await self._relay(container, publisher, output) or outcome
                 run_scope.cancel()
+        if superseded:
+            raise Superseded(f"execution {job.execution_id} was taken over")
         if deadline.cancelled_caught:
             outcome = RunOutcome(Status.TIMED_OUT, signal="SIGKILL")
         for name in _STREAMS.values():
             rest = output.flush(name)
             if rest:
-                await publisher.output(name, rest)
+                publisher.output(name, rest)
+        await publisher.flush()
         return outcome
+
+    async def _relay(
+        self, container: Container, publisher: ExecutionPublisher, output: Output
+    ) -> RunOutcome | None:
+        """The agent's frames to the publisher; the outcome, or None if the output ended."""
+        async for kind, payload in container.frames():
+            stream = _STREAMS.get(kind)
+            if stream is not None:
+                text = output.add(stream, payload)
+                if text:
+                    publisher.output(stream, text)
+                if output.truncated:
+                    return RunOutcome(Status.OUTPUT_EXCEEDED, signal="SIGKILL")
+            elif kind == agent.EXIT:
+                return _exited(payload)
+        return None
 
     async def _explain_loss(self, container: Container, outcome: RunOutcome) -> RunOutcome:
         """A vanished agent (PID 1) was a memory kill when the engine saw an OOM."""

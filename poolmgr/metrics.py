@@ -44,22 +44,33 @@ ACTIVE = Gauge("code_runner_active_executions", "Executions running on this work
 
 
 class StartWindow:
-    """Warm and cold starts over a sliding window, for the cold-start rate."""
+    """Warm and cold starts over a sliding window, for the cold-start rate.
+
+    Pruned on every record too, so it stays bounded when nothing scrapes `/metrics`.
+    """
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
         self._starts: deque[tuple[float, bool]] = deque()
 
     def record(self, cold: bool, now: float | None = None) -> None:
-        self._starts.append((time.monotonic() if now is None else now, cold))
+        now = time.monotonic() if now is None else now
+        self._starts.append((now, cold))
+        self._prune(now)
 
     def cold_rate(self, now: float | None = None) -> float:
-        horizon = (time.monotonic() if now is None else now) - self.window_s
-        while self._starts and self._starts[0][0] < horizon:
-            self._starts.popleft()
+        self._prune(time.monotonic() if now is None else now)
         if not self._starts:
             return 0.0
         return sum(cold for _, cold in self._starts) / len(self._starts)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.window_s
+        while self._starts and self._starts[0][0] < horizon:
+            self._starts.popleft()
 
 
 def count_end(result: Result) -> None:

@@ -4,38 +4,55 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Literal
 
+import anyio
 from redis.asyncio import Redis
 
 from poolmgr import metrics
 from poolmgr.redis_retry import until_redis
-from runtimes import keys, wire
+from runtimes import wire
 from runtimes.lifecycle import Status, check_transition
 from runtimes.transitions import OK, Transitions
 
 log = logging.getLogger(__name__)
 
+Stream = Literal["stdout", "stderr"]
+FRAME_CHARS = 16 * 1024  # one frame's text at most: a flood becomes few, bounded frames
+FLUSH_EVERY_S = 0.004  # after a write, the next waits this long so small writes coalesce
+
+
+class Superseded(RuntimeError):
+    """This attempt may no longer write: the execution ended or was handed to another worker."""
+
 
 class ExecutionPublisher:
     """Writes an execution's state and frames: hash + replay log + pub/sub.
 
-    Each frame is appended to the replay log before it is published, in one round trip, so
-    a watcher that subscribes and then reads the log misses nothing. Status writes go
-    through the transition scripts: if someone else ended the execution first (an abort
-    while it was queued, a recovering worker), `set_status` and `finish` return False.
+    Output is buffered and written by `pump`, so the program's output loop never waits for
+    Redis (a Redis outage does not eat the program's time limit): the first chunk goes out
+    at once, later ones coalesce while a write is in flight or for a few milliseconds,
+    consecutive chunks of one stream become one frame, and a stream switch starts a new
+    frame, so the order of stdout and stderr is kept. Every write goes through the
+    transition scripts, fenced by attempt and owner, so a worker cut off from Redis whose
+    job was re-run elsewhere cannot mix its frames with the re-run's.
     """
 
-    def __init__(self, redis: Redis, transitions: Transitions, job: wire.Job, ttl_s: int) -> None:
+    def __init__(
+        self, redis: Redis, transitions: Transitions, job: wire.Job, owner: str, ttl_s: int
+    ) -> None:
         self._redis = redis
         self._transitions = transitions
         self._job = job
+        self.owner = owner
         self._ttl = ttl_s
-        self._log = keys.output_log(job.execution_id)
-        self._channel = keys.events(job.execution_id)
         self.status = Status.QUEUED
         self.seq = 0
         self._since = time.monotonic()
+        self._buffer: list[tuple[Stream, list[str]]] = []
+        self._ready = anyio.Event()
+        self._writing = anyio.Lock()
 
     def _record(self, new: Status, failure_code: str | None = None) -> None:
         """One structured log line per state change."""
@@ -59,7 +76,7 @@ class ExecutionPublisher:
             check_transition(previous, status)
             previous = status
         reply = await until_redis(
-            lambda: self._transitions.advance(self._job, todo), "setting a status"
+            lambda: self._transitions.advance(self._job, self.owner, todo), "setting a status"
         )
         if reply != OK:
             log.info(
@@ -70,24 +87,52 @@ class ExecutionPublisher:
             self._record(status)
         return True
 
-    async def output(self, stream: Literal["stdout", "stderr"], data: str) -> None:
-        raw = wire.encode(wire.OutputEvent(type=stream, data=data, seq=self.seq))
+    def output(self, stream: Stream, data: str) -> None:
+        """Queue output for `pump`; never waits."""
+        if self._buffer and self._buffer[-1][0] == stream:
+            self._buffer[-1][1].append(data)
+        else:
+            self._buffer.append((stream, [data]))
+        self._ready.set()
 
-        async def append() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.rpush(self._log, raw)
-                pipe.expire(self._log, self._ttl)
-                pipe.publish(self._channel, raw)
-                await pipe.execute()
+    async def pump(self, on_refused: Callable[[], None]) -> None:
+        """Write queued output until cancelled; `on_refused` stops the run if it is superseded."""
+        while True:
+            await self._ready.wait()
+            try:
+                await self.flush()
+            except Superseded as exc:
+                log.warning("execution=%s %s: stopping its run", self._job.execution_id, exc)
+                on_refused()
+                return
+            await anyio.sleep(FLUSH_EVERY_S)
 
-        await until_redis(append, "appending output")
-        self.seq += 1
+    async def flush(self) -> None:
+        """Write everything queued so far, in order; `Superseded` if the writes are refused."""
+        async with self._writing:
+            self._ready = anyio.Event()
+            chunks, self._buffer = self._buffer, []
+            frames = [
+                wire.encode(wire.OutputEvent(type=stream, data=piece, seq=self.seq + i))
+                for i, (stream, piece) in enumerate(_pieces(chunks))
+            ]
+            if not frames:
+                return
+            reply = await until_redis(
+                lambda: self._transitions.append(
+                    self._job, self.owner, self.seq, frames, self._ttl
+                ),
+                "appending output",
+            )
+            if reply != OK:
+                raise Superseded(f"output refused: {reply}")
+            self.seq += len(frames)
 
     async def finish(self, result: wire.Result) -> bool:
         """Record the terminal result, unless another party ended the execution first."""
         check_transition(self.status, result.status)
         reply = await until_redis(
-            lambda: self._transitions.finish(self._job.attempt, result, self._ttl),
+            lambda: self._transitions.finish(self._job.attempt, self.owner, result, self._ttl),
             "recording a result",
         )
         if reply != OK:
@@ -96,3 +141,12 @@ class ExecutionPublisher:
         self._record(result.status, result.failure_code)
         metrics.count_end(result)
         return True
+
+
+def _pieces(chunks: list[tuple[Stream, list[str]]]) -> list[tuple[Stream, str]]:
+    """Runs of one stream joined, then cut to at most FRAME_CHARS characters each."""
+    pieces: list[tuple[Stream, str]] = []
+    for stream, parts in chunks:
+        text = "".join(parts)
+        pieces += [(stream, text[i : i + FRAME_CHARS]) for i in range(0, len(text), FRAME_CHARS)]
+    return pieces

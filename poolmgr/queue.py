@@ -12,11 +12,36 @@ from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from poolmgr.redis_retry import until_redis
 from runtimes import keys, wire
+from runtimes.lifecycle import Status
+from runtimes.transitions import Transitions
 
 log = logging.getLogger(__name__)
 
 BLOCK_MS = 1000
 CLAIM_IDLE_MS = 1000  # two recovering workers never both claim the same entry
+INVALID_JOB = "invalid_job"
+
+# KEYS: stream, execution. ARGV: job, old entry id, group. The next attempt's entry replaces
+# the old one (and is recorded on the execution for the sweeper); a re-sent swap whose old
+# entry is already gone does nothing, so a lost reply never queues the job twice.
+_SWAP = """
+if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then return 'gone' end
+local entry = redis.call('XADD', KEYS[1], '*', 'job', ARGV[1])
+redis.call('HSET', KEYS[2], 'entry', entry)
+redis.call('XACK', KEYS[1], ARGV[3], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return entry
+"""
+
+# KEYS: stream, the consumer's heartbeat. ARGV: group, consumer. A consumer is forgotten
+# only while it is dead and owns no pending entry, checked in the same step: deleting a
+# consumer drops its pending entries, which would then never be settled.
+_FORGET = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
 
 
 class Pending(NamedTuple):
@@ -37,9 +62,15 @@ _Raw = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 class JobQueue:
     """One worker's view of the language streams and their consumer group."""
 
-    def __init__(self, redis: Redis, worker_id: str) -> None:
+    def __init__(
+        self, redis: Redis, worker_id: str, transitions: Transitions, result_ttl_s: int
+    ) -> None:
         self._redis = redis
         self.worker_id = worker_id
+        self._transitions = transitions
+        self._ttl = result_ttl_s
+        self._swap = redis.register_script(_SWAP)
+        self._forget = redis.register_script(_FORGET)
 
     async def ensure_groups(self, languages: list[str]) -> None:
         for language in languages:
@@ -51,14 +82,17 @@ class JobQueue:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    async def read(self, languages: list[str]) -> Entry | None:
-        """The next new job of any of `languages`, waiting up to a second."""
+    async def read(self, languages: list[str]) -> list[Entry]:
+        """New jobs, at most one of each of `languages`, waiting up to a second.
+
+        Redis applies COUNT per stream, so every entry of the reply is this worker's now:
+        the caller must handle them all (it reads only languages whose weights all fit).
+        """
         streams: dict[KeyT, StreamIdT] = {keys.job_stream(lang): ">" for lang in languages}
         reply = await self._redis.xreadgroup(
             keys.WORKER_GROUP, self.worker_id, streams, count=1, block=BLOCK_MS
         )
-        found = await self._decode(cast(_Raw, reply or []))
-        return found[0] if found else None
+        return await self._decode(cast(_Raw, reply or []))
 
     async def _decode(self, reply: _Raw) -> list[Entry]:
         """Entries as jobs; one that cannot be decoded is dead-lettered, not retried forever."""
@@ -67,7 +101,7 @@ class JobQueue:
             for entry_id, fields in entries:
                 try:
                     job = wire.decode_job(fields[b"job"])
-                except (KeyError, TypeError, ValueError) as exc:
+                except (KeyError, ValueError) as exc:
                     log.error("undecodable job %s on %s: %s", entry_id, stream, exc)
                     await self._bury(stream.decode(), entry_id.decode(), fields, str(exc))
                     continue
@@ -75,6 +109,13 @@ class JobQueue:
         return out
 
     async def _bury(self, stream: str, entry_id: str, fields: dict[bytes, bytes], why: str) -> None:
+        """Dead-letter an undecodable entry; its execution, if it names one, ends `failed`."""
+        identity = wire.job_identity(fields.get(b"job", b""))
+        if identity is not None:
+            execution_id, language, attempt = identity
+            result = wire.Result(execution_id, language, Status.FAILED, failure_code=INVALID_JOB)
+            token = f"{self.worker_id}:{entry_id}"
+            await self._transitions.finish(attempt, token, result, self._ttl)
         async with self._redis.pipeline(transaction=True) as pipe:
             buried: dict[FieldT, EncodableT] = dict(fields.items())
             buried[b"reason"] = why.encode()
@@ -95,17 +136,11 @@ class JobQueue:
         await until_redis(ack, "acknowledging a job")
 
     async def retry(self, entry: Entry) -> None:
-        """Queue the job again as its next attempt and ack this entry, in one transaction."""
+        """Queue the job again as its next attempt, replacing this entry, in one step."""
         job = dataclasses.replace(entry.job, attempt=entry.job.attempt + 1)
-
-        async def swap() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(entry.stream, {"job": wire.encode(job)})
-                pipe.xack(entry.stream, keys.WORKER_GROUP, entry.entry_id)
-                pipe.xdel(entry.stream, entry.entry_id)
-                await pipe.execute()
-
-        await until_redis(swap, "re-queueing a job")
+        keys_ = [entry.stream, keys.execution(job.execution_id)]
+        args: list[bytes | str] = [wire.encode(job), entry.entry_id, keys.WORKER_GROUP]
+        await until_redis(lambda: self._swap(keys=keys_, args=args), "re-queueing a job")
 
     async def dead_letter(self, entry: Entry, reason: str) -> None:
         await self._redis.xadd(
@@ -135,3 +170,17 @@ class JobQueue:
         )
         taken = [r for r in cast(list[tuple[bytes, dict[bytes, bytes] | None]], reply) if r[1]]
         return await self._decode(cast(_Raw, [(stream.encode(), taken)]))
+
+    async def forget_dead_consumers(self, language: str) -> list[str]:
+        """Remove the group's consumers that are dead and own nothing; their names."""
+        stream = keys.job_stream(language)
+        rows = await self._redis.xinfo_consumers(stream, keys.WORKER_GROUP)
+        forgotten = []
+        for row in rows:
+            name = row["name"].decode() if isinstance(row["name"], bytes) else str(row["name"])
+            if name == self.worker_id or int(row["pending"]) > 0:
+                continue
+            keys_ = [stream, keys.worker_heartbeat(name)]
+            if await self._forget(keys=keys_, args=[keys.WORKER_GROUP, name]):
+                forgotten.append(name)
+        return forgotten

@@ -1,10 +1,13 @@
-"""Every accepted job ends exactly once: retries for infrastructure failures, and the jobs of
-workers that died mid-execution (their heartbeat expired) taken over and settled.
+"""Every accepted job ends exactly once: retries for infrastructure failures, the jobs of
+workers that died mid-execution (their heartbeat expired) taken over and settled, and a
+sweeper that ends any execution whose job is in no stream, so that "every accepted
+execution ends" holds by construction, whatever message was lost on the way.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import cast
 
 from redis.asyncio import Redis
@@ -15,12 +18,15 @@ from poolmgr.queue import CLAIM_IDLE_MS, Entry, JobQueue, Pending
 from poolmgr.redis_retry import until_redis
 from runtimes import keys, wire
 from runtimes.lifecycle import Status
-from runtimes.transitions import OK, Transitions
+from runtimes.transitions import OK, ORPHAN, Transitions
 
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 2  # a job is tried at most three times
 ORPHAN_IDLE_MS = 10_000
+SWEEP_AFTER_S = 10.0  # executions younger than this are not looked at
+SWEEP_BATCH = 500
+ORPHANED = "orphaned"  # the failure code of an execution the sweeper ended
 
 
 class Recovery:
@@ -44,8 +50,15 @@ class Recovery:
         self._in_flight = in_flight
 
     async def run(self) -> None:
-        """The watchdog: every interval, settle the jobs of dead workers."""
-        await every(self._interval, "recovery", self.recover)
+        """The watchdog: every interval, settle the jobs of dead workers, then sweep."""
+        await every(self._interval, "recovery", self.watch)
+
+    async def watch(self) -> None:
+        await self.recover()
+        await self.sweep()
+        for language in self._languages:
+            for name in await self._queue.forget_dead_consumers(language):
+                log.info("forgot dead consumer %s of %s", name, language)
 
     async def recover(self, own: bool = False) -> int:
         """Settle entries pending with dead consumers (and this worker's past life if `own`)."""
@@ -91,25 +104,55 @@ class Recovery:
             await until_redis(
                 lambda: self._queue.dead_letter(entry, failure_code), "dead-lettering"
             )
-        result = await until_redis(lambda: self._failed(job, failure_code), "reading output")
+        token = f"{self._queue.worker_id}:{entry.entry_id}"
+        await self._fail(job.execution_id, job.language, job.attempt, token, failure_code)
+        await self._queue.ack(entry)
+
+    async def sweep(self) -> int:
+        """End every execution not terminal whose job is in no stream; returns how many."""
+        horizon = time.time() - SWEEP_AFTER_S
+        ids = await self._redis.zrangebyscore(keys.ACTIVE, "-inf", horizon, 0, SWEEP_BATCH)
+        swept = 0
+        for raw in cast(list[bytes], ids):
+            execution_id = raw.decode()
+            raw_language = await self._redis.hget(keys.execution(execution_id), "language")
+            if raw_language is None:
+                await self._redis.zrem(keys.ACTIVE, execution_id)
+                continue
+            language = cast(bytes, raw_language).decode()
+            verdict, attempt = await self._transitions.sweep(execution_id, language)
+            if verdict == ORPHAN:
+                log.error("execution=%s has no job in any stream: ending it", execution_id)
+                token = f"{self._queue.worker_id}:sweep"
+                await self._fail(execution_id, language, attempt, token, ORPHANED)
+                swept += 1
+        return swept
+
+    async def _fail(
+        self, execution_id: str, language: str, attempt: int, token: str, failure_code: str
+    ) -> None:
+        """End the execution `failed`, keeping whatever output already reached the user."""
+        result = await until_redis(
+            lambda: self._failed(execution_id, language, failure_code), "reading output"
+        )
         reply = await until_redis(
-            lambda: self._transitions.finish(job.attempt, result, self._ttl), "recording a failure"
+            lambda: self._transitions.finish(attempt, token, result, self._ttl),
+            "recording a failure",
         )
         if reply == OK:
             metrics.count_end(result)
-        await self._queue.ack(entry)
 
-    async def _failed(self, job: wire.Job, failure_code: str) -> wire.Result:
+    async def _failed(self, execution_id: str, language: str, failure_code: str) -> wire.Result:
         """A failed result that keeps whatever output already reached the user."""
-        frames = await self._redis.lrange(keys.output_log(job.execution_id), 0, -1)
+        frames = await self._redis.lrange(keys.output_log(execution_id), 0, -1)
         text: dict[str, list[str]] = {"stdout": [], "stderr": []}
         for raw in cast(list[bytes], frames):
             event = wire.decode_event(raw)
             if isinstance(event, wire.OutputEvent):
                 text[event.type].append(event.data)
         return wire.Result(
-            job.execution_id,
-            job.language,
+            execution_id,
+            language,
             Status.FAILED,
             stdout="".join(text["stdout"]),
             stderr="".join(text["stderr"]),

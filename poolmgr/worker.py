@@ -7,15 +7,14 @@ import logging
 import anyio
 from redis.asyncio import Redis
 
-from poolmgr import heartbeat
 from poolmgr.consumer import Consumer
 from poolmgr.engine import Engine
 from poolmgr.executor import Executor
+from poolmgr.heartbeat import Heartbeat
 from poolmgr.pool import Pool
 from poolmgr.queue import JobQueue
 from poolmgr.reaper import Reaper
 from poolmgr.recovery import Recovery
-from runtimes import keys
 from runtimes.registry import RUNTIMES
 from runtimes.settings import Settings
 from runtimes.transitions import Transitions
@@ -37,7 +36,8 @@ class Worker:
             lang: Pool(rt, self.engine, settings, limiter) for lang, rt in RUNTIMES.items()
         }
         transitions = Transitions(redis)
-        self.queue = queue = JobQueue(redis, settings.worker_id)
+        self.queue = queue = JobQueue(redis, settings.worker_id, transitions, settings.result_ttl_s)
+        self.heartbeat = Heartbeat(redis, settings.worker_id, settings.heartbeat_ttl_s)
         executor = Executor(self.engine, self.pools, redis, settings.max_output_bytes)
         languages = list(self.pools)
         in_flight: set[str] = set()
@@ -60,6 +60,7 @@ class Worker:
             settings.worker_slots,
             settings.result_ttl_s,
             in_flight,
+            self.heartbeat,
         )
         self.reaper = Reaper(
             self.engine, redis, settings.worker_id, settings.cluster, settings.reap_interval_s
@@ -74,16 +75,14 @@ class Worker:
         """Run until cancelled; warm containers are removed on the way out."""
         worker_id = self.settings.worker_id
         # Alive before the first container exists, so no other worker reaps it.
-        await self._redis.set(
-            keys.worker_heartbeat(worker_id), "1", ex=self.settings.heartbeat_ttl_s
-        )
+        await self.heartbeat.renew()
         await self.reaper.reap_own()
         await self.queue.ensure_groups(list(self.pools))
         await self.recovery.recover(own=True)  # jobs of this worker id's previous life
         log.info("worker %s started: languages=%s", worker_id, list(self.pools))
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(heartbeat.beat, self._redis, worker_id, self.settings.heartbeat_ttl_s)
+                tg.start_soon(self.heartbeat.beat)
                 tg.start_soon(self.reaper.run)
                 tg.start_soon(self.recovery.run)
                 for pool in self.pools.values():

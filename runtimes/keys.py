@@ -36,3 +36,6 @@ def control(execution_id: str) -> str:
 
 DEAD_LETTERS = f"{PREFIX}dead"
 """The stream of jobs that kept failing for infrastructure reasons, kept for inspection."""
+
+ACTIVE = f"{PREFIX}active"
+"""Sorted set of executions not yet terminal, scored by acceptance time, for the sweeper."""

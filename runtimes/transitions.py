@@ -1,11 +1,16 @@
-"""Atomic status writes in Redis, shared by the app (abort) and the workers (progress, end).
+"""Atomic status and output writes in Redis, shared by the app and the workers.
 
-Every status write is a script that first checks the execution is not terminal yet, so an
+Every write is a script that first checks the execution is not terminal yet, so an
 execution reaches exactly one terminal status however the app, its worker and a recovering
-worker race to end it. The caller learns whether its write won.
+worker race to end it. Every script is idempotent for its caller: a script that ran but
+whose reply was lost (a Redis restart, a timeout, the client's own retry) answers `ok`
+when it is sent again, because it recognises its own effect (the owner token of the
+handling worker, the attempt it bumped, the last output `seq` it stored).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
@@ -14,45 +19,91 @@ from runtimes.lifecycle import TERMINAL, Status
 
 OK = "ok"
 ABORTED_NOW, KILL_SENT = "aborted-now", "kill-sent"
+ALIVE, ORPHAN = "alive", "orphan"
 _TERMINAL = "{" + ", ".join(f'["{s.value}"] = true' for s in sorted(TERMINAL)) + "}"
-# Every script starts here: a missing or already terminal execution is left alone.
-_GUARD = f"""
+# Every script starts here: a missing execution is left alone.
+_CURRENT = f"""
 local terminal = {_TERMINAL}
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return 'missing' end
-if terminal[current] then return current end
 """
-# Worker writes also carry the job's attempt (ARGV[1]): a write from a superseded attempt
-# (its worker was presumed dead and the job re-queued) is refused, and so is a second start
-# of the same attempt (a duplicated stream entry).
+_NOT_ENDED = "if terminal[current] then return current end\n"
+# Worker writes carry the job's attempt (ARGV[1]): a write from a superseded attempt (its
+# worker was presumed dead and the job re-queued) is refused.
 _FENCE = """
 local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0')
 if attempt ~= tonumber(ARGV[1]) then return 'stale' end
 """
+# ...and the owner token (ARGV[2]) of the worker handling this attempt: a duplicated stream
+# entry of the same attempt cannot start it twice, nor write output beside it.
+_OWNER = "local owner = redis.call('HGET', KEYS[1], 'owner')\n"
 
-# KEYS: execution, channel. ARGV: attempt, then (status, event) pairs, applied in order.
+# KEYS: execution, channel. ARGV: attempt, owner, then (status, event) pairs, applied in order.
 _ADVANCE = (
-    _GUARD
+    _CURRENT
+    + _NOT_ENDED
     + _FENCE
+    + _OWNER
     + """
-if ARGV[2] == 'preparing' and current ~= 'queued' then return 'taken' end
-for i = 2, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], 'status', ARGV[i])
-  redis.call('PUBLISH', KEYS[2], ARGV[i + 1])
+local rank = {queued = 0, preparing = 1, running = 2}
+if owner ~= ARGV[2] then
+  if current ~= 'queued' then return 'taken' end
+  redis.call('HSET', KEYS[1], 'owner', ARGV[2])
+end
+for i = 3, #ARGV, 2 do
+  if rank[ARGV[i]] > rank[current] then
+    redis.call('HSET', KEYS[1], 'status', ARGV[i])
+    redis.call('PUBLISH', KEYS[2], ARGV[i + 1])
+    current = ARGV[i]
+  end
 end
 return 'ok'
 """
 )
 
-# KEYS: execution, output log, channel. ARGV: attempt, status, result, exit event, ttl.
+# KEYS: execution, output log, channel. ARGV: attempt, owner, ttl, first seq, frames...
+# Frames below the stored `seq` were appended by an earlier send of the same call.
+_APPEND = (
+    _CURRENT
+    + _NOT_ENDED
+    + _FENCE
+    + _OWNER
+    + """
+if owner ~= ARGV[2] then return 'taken' end
+local nxt = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local first = tonumber(ARGV[4])
+for i = 5, #ARGV do
+  local seq = first + i - 5
+  if seq == nxt then
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    redis.call('PUBLISH', KEYS[3], ARGV[i])
+    nxt = seq + 1
+  end
+end
+redis.call('HSET', KEYS[1], 'seq', nxt)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 'ok'
+"""
+)
+
+# KEYS: execution, output log, channel, control, active.
+# ARGV: attempt, finisher token, status, result, exit event, ttl, execution id.
 _FINISH = (
-    _GUARD
+    _CURRENT
+    + """
+if terminal[current] then
+  if redis.call('HGET', KEYS[1], 'finished_by') == ARGV[2] then return 'ok' end
+  return current
+end
+"""
     + _FENCE
     + """
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', KEYS[3], ARGV[4])
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'result', ARGV[4], 'finished_by', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('DEL', KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[7])
+redis.call('PUBLISH', KEYS[3], ARGV[5])
 return 'ok'
 """
 )
@@ -60,24 +111,37 @@ return 'ok'
 # KEYS: execution, output log, channel. ARGV: attempt, queued status event.
 # Back to the queue, as the next attempt, only while no output has reached the user.
 _REQUEUE = (
-    _GUARD
-    + _FENCE
+    _CURRENT
     + """
+local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0')
+if current == 'queued' and attempt == tonumber(ARGV[1]) + 1 then return 'ok' end
+"""
+    + _NOT_ENDED
+    + """
+if attempt ~= tonumber(ARGV[1]) then return 'stale' end
 if redis.call('LLEN', KEYS[2]) > 0 then return 'has_output' end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', attempt + 1)
+redis.call('HDEL', KEYS[1], 'owner')
 redis.call('PUBLISH', KEYS[3], ARGV[2])
 return 'ok'
 """
 )
 
-# KEYS: execution, channel, control. ARGV: aborted result, exit event, kill message, ttl.
-# A queued execution ends here and now; a started one is killed by its worker.
+# KEYS: execution, channel, control, active, job stream.
+# ARGV: aborted result, exit event, kill message, ttl, execution id.
+# A queued execution ends here and now, and its stream entry goes, so no worker spends a
+# container on it; a started one is killed by its worker.
 _ABORT = (
-    _GUARD
+    _CURRENT
+    + _NOT_ENDED
     + """
 if current == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'aborted', 'result', ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('DEL', KEYS[3])
+  redis.call('ZREM', KEYS[4], ARGV[5])
+  local entry = redis.call('HGET', KEYS[1], 'entry')
+  if entry then redis.call('XDEL', KEYS[5], entry) end
   redis.call('PUBLISH', KEYS[2], ARGV[2])
   return 'aborted-now'
 end
@@ -87,6 +151,31 @@ return 'kill-sent'
 """
 )
 
+# KEYS: execution, job stream, active. ARGV: job, language, accepted at, execution id,
+# stdin bytes. Recorded as queued and appended to its stream in one step, with the entry id.
+_SUBMIT = """
+local entry = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
+redis.call('HSET', KEYS[1], 'status', 'queued', 'language', ARGV[2], 'attempt', 0,
+           'entry', entry, 'stdin_bytes', ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return entry
+"""
+
+# KEYS: execution, job stream, active. ARGV: execution id.
+# An execution that is not terminal must have its job in the stream (queued or pending with
+# a worker); one that has not is an orphan, answered with its attempt for `finish`.
+_SWEEP = f"""
+local terminal = {_TERMINAL}
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current or terminal[current] then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return current or 'missing'
+end
+local entry = redis.call('HGET', KEYS[1], 'entry')
+if not entry or #redis.call('XRANGE', KEYS[2], entry, entry) > 0 then return 'alive' end
+return 'orphan:' .. (redis.call('HGET', KEYS[1], 'attempt') or '0')
+"""
+
 KILL = b'{"type":"kill"}'
 
 
@@ -94,25 +183,68 @@ class Transitions:
     """The scripts, registered once per client."""
 
     def __init__(self, redis: Redis) -> None:
+        self._submit = redis.register_script(_SUBMIT)
         self._advance = redis.register_script(_ADVANCE)
+        self._append = redis.register_script(_APPEND)
         self._finish = redis.register_script(_FINISH)
         self._requeue = redis.register_script(_REQUEUE)
         self._abort = redis.register_script(_ABORT)
+        self._sweep = redis.register_script(_SWEEP)
 
-    async def advance(self, job: wire.Job, statuses: list[Status]) -> str:
+    async def submit(self, job: wire.Job) -> str:
+        """Record `job` as queued and queue it; its stream entry id."""
+        eid = job.execution_id
+        keys_ = [keys.execution(eid), keys.job_stream(job.language), keys.ACTIVE]
+        stdin_bytes = len(job.stdin.encode())
+        args: list[bytes | str | float] = [
+            wire.encode(job),
+            job.language,
+            job.enqueued_at,
+            eid,
+            stdin_bytes,
+        ]
+        return _text(await self._submit(keys=keys_, args=args))
+
+    async def advance(self, job: wire.Job, owner: str, statuses: list[Status]) -> str:
         """Move through `statuses`; `"ok"`, or why not (its end status, stale, taken)."""
-        args: list[bytes | str | int] = [job.attempt]
+        args: list[bytes | str | int] = [job.attempt, owner]
         for status in statuses:
             args += [status.value, wire.encode(wire.StatusEvent(status))]
         keys_ = [keys.execution(job.execution_id), keys.events(job.execution_id)]
         return _text(await self._advance(keys=keys_, args=args))
 
-    async def finish(self, attempt: int, result: wire.Result, ttl_s: int) -> str:
-        """Record the result and publish `exit`; `"ok"`, or why not (end status, stale)."""
-        eid = result.execution_id
+    async def append(
+        self, job: wire.Job, owner: str, first_seq: int, frames: Sequence[bytes], ttl_s: int
+    ) -> str:
+        """Append output frames `first_seq`, `first_seq + 1`, ... and publish them."""
+        eid = job.execution_id
         keys_ = [keys.execution(eid), keys.output_log(eid), keys.events(eid)]
+        args: list[bytes | str | int] = [job.attempt, owner, ttl_s, first_seq, *frames]
+        return _text(await self._append(keys=keys_, args=args))
+
+    async def finish(self, attempt: int, token: str, result: wire.Result, ttl_s: int) -> str:
+        """Record the result and publish `exit`; `"ok"`, or why not (end status, stale).
+
+        `token` names the finisher, so a re-sent finish recognises its own result.
+        """
+        eid = result.execution_id
+        keys_ = [
+            keys.execution(eid),
+            keys.output_log(eid),
+            keys.events(eid),
+            keys.control(eid),
+            keys.ACTIVE,
+        ]
         exit_event = wire.encode(wire.ExitEvent.of(result))
-        args = [attempt, result.status.value, wire.encode(result), exit_event, ttl_s]
+        args: list[bytes | str | int] = [
+            attempt,
+            token,
+            result.status.value,
+            wire.encode(result),
+            exit_event,
+            ttl_s,
+            eid,
+        ]
         return _text(await self._finish(keys=keys_, args=args))
 
     async def requeue(self, job: wire.Job) -> str:
@@ -129,14 +261,24 @@ class Transitions:
             keys.execution(execution_id),
             keys.events(execution_id),
             keys.control(execution_id),
+            keys.ACTIVE,
+            keys.job_stream(language),
         ]
-        args: list[bytes | int] = [
+        args: list[bytes | int | str] = [
             wire.encode(result),
             wire.encode(wire.ExitEvent.of(result)),
             KILL,
             ttl_s,
+            execution_id,
         ]
         return _text(await self._abort(keys=keys_, args=args))
+
+    async def sweep(self, execution_id: str, language: str) -> tuple[str, int]:
+        """(ALIVE | ORPHAN | its end status | missing, attempt when ORPHAN)."""
+        keys_ = [keys.execution(execution_id), keys.job_stream(language), keys.ACTIVE]
+        reply = _text(await self._sweep(keys=keys_, args=[execution_id]))
+        verdict, _, attempt = reply.partition(":")
+        return verdict, int(attempt or 0)
 
 
 def _text(reply: object) -> str:

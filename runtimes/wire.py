@@ -104,11 +104,33 @@ def encode(obj: Job | Result | Event) -> bytes:
     return orjson.dumps(obj)
 
 
+def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    """The fields `cls` has: a job from a newer app (a rolling upgrade) may carry more."""
+    names = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    return {k: v for k, v in d.items() if k in names}
+
+
 def decode_job(raw: bytes | str) -> Job:
-    d = orjson.loads(raw)
-    d["files"] = tuple(SourceFile(**f) for f in d["files"])
-    d["args"] = tuple(d["args"])
-    return Job(**d)
+    """The job; `ValueError` for anything that is not one (JSON of the wrong shape included)."""
+    try:
+        d = _known(Job, orjson.loads(raw))
+        d["files"] = tuple(SourceFile(**_known(SourceFile, f)) for f in d["files"])
+        d["args"] = tuple(d["args"])
+        return Job(**d)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a job: {exc!r}") from None
+
+
+def job_identity(raw: bytes | str) -> tuple[str, str, int] | None:
+    """(execution id, language, attempt) of a job that cannot be decoded whole, if readable."""
+    try:
+        d = orjson.loads(raw)
+        eid, language, attempt = d["execution_id"], d["language"], d.get("attempt", 0)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if isinstance(eid, str) and isinstance(language, str) and isinstance(attempt, int):
+        return eid, language, attempt
+    return None
 
 
 def _timings(d: dict[str, Any]) -> Timings:

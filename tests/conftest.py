@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from runtimes.redis_server import EmbeddedRedis
+from coderunner.redis_server import EmbeddedRedis
 from tests.client import Client
 from tests.processes import free_port, start, stop
 

@@ -21,7 +21,7 @@ def start(command: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
     variables = {**os.environ, **{f"CODERUNNER_{k.upper()}": v for k, v in env.items()}}
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "runtimes", command],
+            [sys.executable, "-m", "coderunner", command],
             env=variables,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runtimes.redis_server import EmbeddedRedis
+from coderunner.redis_server import EmbeddedRedis
 from tests.client import Client
 from tests.polling import until
 from tests.poolmgr.test_reaping import containers_of

@@ -9,7 +9,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from runtimes.settings import Settings
+
 START_TIMEOUT_S = 10.0
+DEFAULT_MAXMEMORY = Settings.redis_maxmemory
 
 
 class RedisServerError(RuntimeError):
@@ -17,9 +20,15 @@ class RedisServerError(RuntimeError):
 
 
 class EmbeddedRedis:
-    """Starts on enter, stops on exit; its URL is a unix socket, so no port can clash."""
+    """Starts on enter, stops on exit; its URL is a unix socket, so no port can clash.
 
-    def __init__(self) -> None:
+    Its memory is capped at `maxmemory` (redis-server's units: "1gb", "64mb") with the
+    `noeviction` policy: when full, writes fail with an OOM error (the app answers 503)
+    instead of Redis silently evicting keys, which could drop queued jobs or results.
+    """
+
+    def __init__(self, maxmemory: str = DEFAULT_MAXMEMORY) -> None:
+        self.maxmemory = maxmemory
         self._dir = Path(tempfile.mkdtemp(prefix="coderunner-redis-"))
         self.socket = self._dir / "redis.sock"
         self.url = f"unix://{self.socket}"
@@ -41,7 +50,8 @@ class EmbeddedRedis:
         self._proc = subprocess.Popen(
             [binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
              "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-             "--dir", str(self._dir), "--loglevel", "warning"],
+             "--dir", str(self._dir), "--loglevel", "warning",
+             "--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_S

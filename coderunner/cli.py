@@ -14,9 +14,9 @@ from collections.abc import Generator
 import anyio
 import uvicorn
 from prometheus_client import start_http_server
-from redis.asyncio import Redis
 
-from runtimes.redis_server import EmbeddedRedis, RedisServerError
+from coderunner.redis_server import EmbeddedRedis, RedisServerError
+from runtimes.redis_client import connect
 from runtimes.settings import Settings, SettingsError
 
 log = logging.getLogger("coderunner")
@@ -39,7 +39,7 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
         cluster = hashlib.sha256(redis_url.encode()).hexdigest()[:12]
         settings = dataclasses.replace(settings, cluster=cluster)
 
-    redis = Redis.from_url(redis_url)
+    redis = connect(redis_url, settings)
     runner = Worker(settings, redis) if worker else None
     server = None
     if api:
@@ -97,7 +97,7 @@ def cmd_dev(settings: Settings, _: argparse.Namespace) -> None:
     if settings.redis_url is not None:
         _run(settings, settings.redis_url, api=True, worker=True)
         return
-    with EmbeddedRedis() as redis:
+    with EmbeddedRedis(maxmemory=settings.redis_maxmemory) as redis:
         log.info("started a private redis-server at %s", redis.url)
         _run(settings, redis.url, api=True, worker=True)
 

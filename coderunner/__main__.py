@@ -1,0 +1,3 @@
+from coderunner.cli import main
+
+main()

@@ -1,3 +1,0 @@
-from runtimes.cli import main
-
-main()
