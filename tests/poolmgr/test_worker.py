@@ -94,7 +94,7 @@ async def record(redis: Redis, job: wire.Job) -> dict[str, str]:
 
 async def until(condition: Callable[[], Any], limit_s: float = 30) -> None:
     with anyio.fail_after(limit_s):
-        while not await condition():
+        while not await condition():  # noqa: ASYNC110 (polls another process)
             await anyio.sleep(0.05)
 
 
