@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
 from typing import Any
 
 from runtimes.registry import Runtime
@@ -14,6 +17,30 @@ LABEL_CLUSTER = "code-runner.cluster"
 RUNNER_UID = "10001:10001"
 DEFAULT_MEMORY_MB = 256
 WORKSPACE_OPTIONS = "rw,exec,nosuid,nodev,uid=10001,gid=10001,mode=0700"
+
+
+@functools.cache
+def seccomp_profile() -> str:
+    """The sandbox's seccomp profile, inline as the engine API takes it (`seccomp=<json>`).
+
+    `seccomp.json` is Docker's default profile (moby's profiles/seccomp/default.json as
+    Docker 23-24 ship it) with less in it, so the engine's version does not decide:
+    - io_uring_setup, io_uring_enter, io_uring_register fail with ENOSYS. io_uring is a
+      large kernel surface behind many container escapes, and the operations it runs
+      bypass seccomp's per-call filter; Docker allowed it until 25 (moby#46762). ENOSYS,
+      not EPERM, makes libraries (libuv, tokio, ...) fall back to plain calls.
+    - ptrace, process_vm_readv, process_vm_writev: no runtime we ship reads or steers
+      another process (a debugger or a sanitizer's leak check would).
+    - every rule gated on a capability (mount, unshare, setns, bpf, perf_event_open,
+      kcmp, pidfd_getfd, module loading, clock setting, ...): the sandbox holds none, so
+      these never applied; without them the calls stay refused even if one were granted.
+    Docker's default already refuses keyctl, add_key, request_key, userfaultfd, kexec_*,
+    and more, and clone3 (ENOSYS, so libc uses clone, whose namespace flags it checks).
+    gVisor (runsc) does not apply the profile, its own kernel is the boundary there (with
+    `--oci-seccomp` the 2022 runsc ignores errnoRet: clone3 gets EPERM, threads fail).
+    """
+    text = Path(__file__).with_name("seccomp.json").read_text(encoding="utf-8")
+    return json.dumps(json.loads(text), separators=(",", ":"))
 
 
 def container_config(runtime: Runtime, settings: Settings) -> dict[str, Any]:
@@ -45,7 +72,7 @@ def container_config(runtime: Runtime, settings: Settings) -> dict[str, Any]:
                 "/tmp": "rw,noexec,nosuid,nodev,size=16m,mode=1777",
             },
             "CapDrop": ["ALL"],
-            "SecurityOpt": ["no-new-privileges"],
+            "SecurityOpt": ["no-new-privileges", f"seccomp={seccomp_profile()}"],
             "PidsLimit": settings.pids_limit,
             "Memory": memory,
             "MemorySwap": memory,

@@ -33,6 +33,9 @@ READY, STDOUT, STDERR, EXIT = b"R", b"1", b"2", b"X"
 WORKSPACE = "/workspace"
 CHUNK = 65536
 MAX_AGENT_FRAME = CHUNK + 4096  # the largest frame the agent itself ever writes
+# Input buffered for a program that does not read it yet. The worker caps stdin per execution
+# (1 MiB by default); beyond this the agent drops input rather than grow until the OOM killer.
+MAX_PENDING_STDIN = 4 * 1024 * 1024
 PR_SET_DUMPABLE = 4
 # Imported before the container reports ready, so a program's first imports cost nothing.
 PRELOAD = (
@@ -135,9 +138,7 @@ def _child(job: dict[str, Any], stdin_r: int, out_w: int, err_w: int) -> None:
     for target, fd in ((0, stdin_r), (1, out_w), (2, err_w)):
         os.dup2(fd, target)
     os.closerange(3, 65536)
-    signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler)
+    _default_signals()
     os.chdir(WORKSPACE)
     os.environ.clear()
     os.environ.update(job.get("env", {}))
@@ -187,7 +188,7 @@ class Session:
         for fd in (stdin_r, out_w, err_w):
             os.close(fd)
         os.set_blocking(self.stdin_w, False)
-        self.pending_stdin += job.get("stdin", "").encode()
+        self._queue_stdin(job.get("stdin", "").encode())
         self.close_stdin = not job.get("interactive", False)
         self.sel.register(out_r, selectors.EVENT_READ, STDOUT)
         self.sel.register(err_r, selectors.EVENT_READ, STDERR)
@@ -233,10 +234,20 @@ class Session:
         """Frames after the job; `data` may be empty to take those read along with the job."""
         for kind, payload in self.reader.feed(data):
             if kind == STDIN:
-                self.pending_stdin += payload
+                self._queue_stdin(payload)
             elif kind == STDIN_EOF:
                 self.close_stdin = True
         self._flush_stdin()
+
+    def _queue_stdin(self, data: bytes) -> None:
+        """Buffer input for the program, within MAX_PENDING_STDIN.
+
+        Input after the end of stdin (STDIN_EOF, the program gone or its stdin closed) has
+        no reader and is dropped: buffering it would grow the agent until the OOM killer.
+        """
+        if self.stdin_w is None or self.close_stdin:
+            return
+        self.pending_stdin += data[: MAX_PENDING_STDIN - len(self.pending_stdin)]
 
     def _flush_stdin(self) -> None:
         if self.stdin_w is None:
@@ -246,8 +257,9 @@ class Session:
                 del self.pending_stdin[: os.write(self.stdin_w, self.pending_stdin)]
         except BlockingIOError:
             pass
-        except BrokenPipeError:
+        except BrokenPipeError:  # no reader left: the program closed its stdin
             self.pending_stdin.clear()
+            self.close_stdin = True
         self._watch_stdin(bool(self.pending_stdin))
         if not self.pending_stdin and self.close_stdin:
             self._end_stdin()
@@ -279,6 +291,28 @@ def _watch_children() -> int:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(w, warn_on_full_buffer=False)
     return r
+
+
+def _ignore_signals() -> None:
+    """Ignore every signal but SIGCHLD, the agent's wake-up (its handler is set per run).
+
+    PID 1 of a pid namespace receives, from inside it, only the signals it has a handler
+    for. Python installs one for SIGINT, so `os.kill(1, SIGINT)` from the program (same
+    uid) would end the agent and forge an infrastructure failure. Ignoring SIGPIPE also
+    turns a vanished reader into BrokenPipeError. SIGKILL and SIGSTOP cannot be caught:
+    Linux drops them when they come from inside the namespace (gVisor does not).
+    """
+    for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _default_signals() -> None:
+    """Undo `_ignore_signals` and `_watch_children` for the program: an ignored signal
+    would survive its exec. SIGINT raises KeyboardInterrupt, as python sets it."""
+    signal.set_wakeup_fd(-1)
+    for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _reap(pid: int) -> int | None:
@@ -333,7 +367,7 @@ def _set_dumpable(value: int) -> None:
 
 def main() -> None:
     _set_dumpable(0)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    _ignore_signals()
     for name in PRELOAD:
         importlib.import_module(name)
     session = Session(control=0, out=1)
