@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError as RedisOutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -59,16 +60,29 @@ async def redis_unavailable(_: Request, exc: Exception) -> Response:
     return error_response(REDIS_DOWN)
 
 
+async def redis_full(_: Request, exc: Exception) -> Response:
+    log.warning("redis refused a write: %s", exc)
+    return error_response(REDIS_FULL)
+
+
 REDIS_DOWN = ApiError(
     503,
     "queue_unavailable",
     "the queue (Redis) is unreachable right now; retry shortly",
     headers={"Retry-After": "1"},
 )
+# Redis at its maxmemory with the noeviction policy refuses writes: shed load until it drains.
+REDIS_FULL = ApiError(
+    503,
+    "queue_full",
+    "the queue (Redis) is out of memory and takes no new work right now; retry later",
+    headers={"Retry-After": "5"},
+)
 HANDLERS = {
     ApiError: api_error,
     HTTPException: http_error,
     RedisConnectionError: redis_unavailable,
     RedisTimeoutError: redis_unavailable,
+    RedisOutOfMemoryError: redis_full,
     Exception: unexpected_error,
 }

@@ -6,11 +6,35 @@ from dataclasses import dataclass
 from typing import cast
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT
 
 from runtimes import keys, wire
-from runtimes.lifecycle import Status
+from runtimes.lifecycle import TERMINAL, Status
 from runtimes.registry import RUNTIMES
 from runtimes.transitions import Transitions
+
+STDIN_OK, STDIN_CLOSED, STDIN_LIMIT = "ok", "closed", "limit"
+# Stdin is counted in the execution's hash: `stdin_bytes` (the request's stdin, written at
+# submit, and every frame so far) and `stdin_closed` (end of stdin was sent).
+# KEYS: execution, control. ARGV: message, its bytes of stdin, eof (1 or 0), limit, ttl.
+# Replies: ok, closed, limit, missing, or the execution's end status.
+_SEND_STDIN = (
+    "local terminal = {"
+    + ", ".join(f'["{s.value}"] = true' for s in sorted(TERMINAL))
+    + """}
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 'missing' end
+if terminal[current] then return current end
+if redis.call('HEXISTS', KEYS[1], 'stdin_closed') == 1 then return 'closed' end
+local total = tonumber(redis.call('HGET', KEYS[1], 'stdin_bytes') or '0') + tonumber(ARGV[2])
+if total > tonumber(ARGV[4]) then return 'limit' end
+redis.call('HINCRBY', KEYS[1], 'stdin_bytes', ARGV[2])
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'stdin_closed', 1) end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 'ok'
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -23,51 +47,50 @@ class Record:
     result: wire.Result | None
 
 
+Snapshot = tuple[Record | None, list[bytes]]
+
+
 class ExecutionStore:
-    def __init__(self, redis: Redis, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, ttl_s: int, max_stdin_bytes: int) -> None:
         self._redis = redis
         self._ttl = ttl_s
+        self._max_stdin = max_stdin_bytes
         self._transitions = Transitions(redis)
+        self._send_stdin = redis.register_script(_SEND_STDIN)
 
     async def submit(self, job: wire.Job) -> None:
-        """Record the execution as queued and append it to its language's stream, atomically."""
-        key = keys.execution(job.execution_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            # No TTL yet: a job may wait long (an engine outage); the end sets the TTL.
-            pipe.hset(
-                key, mapping={"status": Status.QUEUED.value, "language": job.language, "attempt": 0}
-            )
-            pipe.xadd(keys.job_stream(job.language), {"job": wire.encode(job)})
-            await pipe.execute()
+        """Record the execution as queued (with its request's stdin counted toward the stdin
+        cap) and append it to its language's stream, atomically."""
+        await self._transitions.submit(job)
 
     async def get(self, execution_id: str) -> Record | None:
-        fields = cast(dict[bytes, bytes], await self._redis.hgetall(keys.execution(execution_id)))
-        return _record(execution_id, fields)
+        values = await self._redis.hmget(keys.execution(execution_id), _RECORD_FIELDS)
+        return _record(execution_id, cast(list[bytes | None], values))
 
-    async def snapshot(self, execution_id: str) -> tuple[Record | None, list[bytes]]:
-        """The record and its replay log, read atomically in one round trip."""
+    async def snapshot(self, execution_id: str, start: int = 0) -> Snapshot:
+        """The record and its replay log from index `start` on, read atomically in one round
+        trip. A frame's index is at least its `seq` (a retried append may repeat a frame), so
+        `start = next seq wanted` never skips one."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(keys.execution(execution_id))
-            pipe.lrange(keys.output_log(execution_id), 0, -1)
-            fields, frames = await pipe.execute()
-        return _record(execution_id, fields), frames
-
-    async def output(self, execution_id: str, start: int = 0) -> list[bytes]:
-        """Encoded output frames from `seq == start` on."""
-        frames = await self._redis.lrange(keys.output_log(execution_id), start, -1)
-        return cast(list[bytes], frames)
+            pipe.hmget(keys.execution(execution_id), _RECORD_FIELDS)
+            pipe.lrange(keys.output_log(execution_id), start, -1)
+            values, frames = await pipe.execute()
+        return _record(execution_id, values), frames
 
     async def abort(self, record: Record) -> str:
         """ABORTED_NOW (it was queued), KILL_SENT (its worker kills it), or its end status."""
         return await self._transitions.abort(record.execution_id, record.language, self._ttl)
 
-    async def send_control(self, execution_id: str, message: bytes) -> None:
-        """Queue a stdin message for the execution's worker (kept while it is still queued)."""
-        key = keys.control(execution_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, message)
-            pipe.expire(key, self._ttl)
-            await pipe.execute()
+    async def send_stdin(self, execution_id: str, message: bytes, size: int, eof: bool) -> str:
+        """Queue a stdin message for the execution's worker (kept while it is still queued).
+
+        STDIN_OK, or why not: STDIN_CLOSED (after end of stdin), STDIN_LIMIT (the request's
+        stdin and all frames together may not pass `max_stdin_bytes`), or its end status.
+        """
+        keys_ = [keys.execution(execution_id), keys.control(execution_id)]
+        args: list[EncodableT] = [message, size, int(eof), self._max_stdin, self._ttl]
+        reply = await self._send_stdin(keys=keys_, args=args)
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
 
     async def queue_depths(self) -> dict[str, int]:
         """Accepted jobs no worker has claimed yet, per language."""
@@ -87,13 +110,16 @@ class ExecutionStore:
         return bool(await self._redis.ping())
 
 
-def _record(execution_id: str, fields: dict[bytes, bytes]) -> Record | None:
-    if not fields:
+_RECORD_FIELDS = ["status", "language", "result"]
+
+
+def _record(execution_id: str, values: list[bytes | None]) -> Record | None:
+    status, language, raw = values
+    if status is None or language is None:
         return None
-    raw = fields.get(b"result")
     return Record(
         execution_id=execution_id,
-        language=fields[b"language"].decode(),
-        status=Status(fields[b"status"].decode()),
+        language=language.decode(),
+        status=Status(status.decode()),
         result=wire.decode_result(raw) if raw else None,
     )

@@ -10,10 +10,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.errors import ApiError
+from app.relay import Feed
 from app.responses import json_response
 from app.state import AppState
 from app.validation import build_job, parse_body
-from app.watch import pending_result, watch_frames
+from app.watch import follow, pending_result
 from runtimes.registry import RUNTIMES
 from runtimes.transitions import ABORTED_NOW, KILL_SENT
 
@@ -34,12 +35,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _require_json(request: Request) -> None:
+    """Only `application/json`: a cross-site form or `text/plain` POST, which a browser sends
+    without a preflight, is refused, so no other web page can submit jobs."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "the body must be JSON sent with Content-Type: application/json",
+        )
+
+
 async def execute(request: Request) -> Response:
     state = AppState.of(request)
+    _require_json(request)
     body = parse_body(await _read_body(request, state.settings.max_request_bytes))
     job = build_job(body, state.settings)
-    await state.store.submit(job)
     if request.query_params.get("wait", "").lower() not in ("1", "true", "yes"):
+        await state.store.submit(job)
         return json_response(
             {
                 "execution_id": job.execution_id,
@@ -49,14 +63,17 @@ async def execute(request: Request) -> Response:
             },
             status=202,
         )
-    await _until_final(state, job.execution_id, job.timeout_s + WAIT_MARGIN_S)
+    # Subscribed first: if Redis cannot confirm it (a 503), nothing was queued to retry.
+    async with state.relay.watch(job.execution_id) as feed:
+        await state.store.submit(job)
+        await _until_final(state, feed, job.execution_id, job.timeout_s + WAIT_MARGIN_S)
     return await _result(state, job.execution_id)
 
 
-async def _until_final(state: AppState, execution_id: str, limit_s: float) -> None:
+async def _until_final(state: AppState, feed: Feed, execution_id: str, limit_s: float) -> None:
     """Wait (at most `limit_s`) until the execution has its terminal status."""
     with anyio.move_on_after(limit_s):
-        async with aclosing(watch_frames(state.store, state.relay, execution_id)) as frames:
+        async with aclosing(follow(state.snapshots, feed, execution_id)) as frames:
             async for _ in frames:
                 pass
 
@@ -80,10 +97,12 @@ async def abort(request: Request) -> Response:
     record = await state.store.get(execution_id)
     if record is None:
         raise ApiError(404, "not_found", f"no execution {execution_id!r} (unknown or expired)")
-    reply = await state.store.abort(record)
-    if reply not in (ABORTED_NOW, KILL_SENT):
-        raise ApiError(409, "already_finished", f"the execution already ended as {reply}")
-    await _until_final(state, execution_id, ABORT_WAIT_S)
+    # Subscribed first: if Redis cannot confirm it (a 503), nothing was aborted yet.
+    async with state.relay.watch(execution_id) as feed:
+        reply = await state.store.abort(record)
+        if reply not in (ABORTED_NOW, KILL_SENT):
+            raise ApiError(409, "already_finished", f"the execution already ended as {reply}")
+        await _until_final(state, feed, execution_id, ABORT_WAIT_S)
     return await _result(state, execution_id)
 
 

@@ -9,6 +9,8 @@ from starlette.requests import HTTPConnection
 
 from app.executions import ExecutionStore
 from app.relay import Relay
+from app.snapshots import Snapshots
+from app.sockets import SocketLimits
 from runtimes.settings import Settings
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
@@ -19,6 +21,8 @@ class AppState:
     settings: Settings
     store: ExecutionStore
     relay: Relay
+    snapshots: Snapshots
+    sockets: SocketLimits
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
 
     @staticmethod

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterator
+from contextlib import aclosing
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 
-from app.executions import ExecutionStore, Record
-from app.relay import Relay
+from app.executions import Record
+from app.relay import Feed, Relay
+from app.snapshots import Snapshots
 from runtimes import wire
 from runtimes.lifecycle import Status
 
@@ -26,9 +27,12 @@ class _Cursor:
         self.next_seq = 0
         self.shown = status
 
-    def catch_up(self, log: list[bytes]) -> Iterator[bytes]:
-        """Frames of the replay log not shown yet (a retried append may repeat one)."""
-        for raw in log[self.next_seq :]:
+    def catch_up(self, record: Record, log: list[bytes]) -> Iterator[bytes]:
+        """What a re-read adds: a later status, then the frames of `log` (read from index
+        `next_seq` on) not shown yet; a retried append may repeat one."""
+        if self._advance(record.status):
+            yield wire.encode(wire.StatusEvent(record.status))
+        for raw in log:
             yield from self.live(raw)
 
     def live(self, raw: bytes) -> Iterator[bytes]:
@@ -37,13 +41,15 @@ class _Cursor:
         if isinstance(event, wire.OutputEvent) and event.seq == self.next_seq:
             self.next_seq += 1
             yield raw
-        elif (
-            isinstance(event, wire.StatusEvent)
-            and event.status.rank > self.shown.rank
-            and not event.status.terminal
-        ):
-            self.shown = event.status
+        elif isinstance(event, wire.StatusEvent) and self._advance(event.status):
             yield raw
+
+    def _advance(self, status: Status) -> bool:
+        """Whether `status` is news to show (the end status is shown by `end`)."""
+        if status.rank > self.shown.rank and not status.terminal:
+            self.shown = status
+            return True
+        return False
 
     def end(self, exit_event: wire.ExitEvent) -> Iterator[bytes]:
         if self.shown != exit_event.status:
@@ -52,36 +58,46 @@ class _Cursor:
 
 
 async def watch_frames(
-    store: ExecutionStore, relay: Relay, execution_id: str
+    snapshots: Snapshots, relay: Relay, execution_id: str
 ) -> AsyncGenerator[bytes]:
-    """Encoded frames in contract order, with no gap and no duplicate, ending with `exit`.
+    """Encoded frames in contract order, with no gap and no duplicate, ending with `exit`."""
+    async with (
+        relay.watch(execution_id) as feed,
+        aclosing(follow(snapshots, feed, execution_id)) as frames,
+    ):
+        async for raw in frames:
+            yield raw
+
+
+async def follow(snapshots: Snapshots, feed: Feed, execution_id: str) -> AsyncGenerator[bytes]:
+    """The frames of an execution whose live `feed` is already subscribed.
 
     Subscribing before reading the record and the replay log is what makes this
     gap-free: any frame not yet in the log is published after we subscribed. A live
-    frame that skips a `seq`, the `exit` event, or a long silence makes it re-read the log
-    and the record (the result is written in the same script that publishes `exit`).
+    frame that skips a `seq`, the `exit` event, a dropped feed (this watcher fell too far
+    behind) or a long silence makes it re-read the record and the log from the next `seq`
+    it needs (the result is written in the same script that publishes `exit`).
     """
-    async with relay.watch(execution_id) as live:
-        record, log = await _snapshot(store, execution_id)
-        cursor = _Cursor(record.status)
-        yield wire.encode(wire.StatusEvent(record.status))
-        while True:
-            for raw in cursor.catch_up(log):
+    record, log = await _snapshot(snapshots, execution_id, 0)
+    cursor = _Cursor(record.status)
+    yield wire.encode(wire.StatusEvent(record.status))
+    while True:
+        for raw in cursor.catch_up(record, log):
+            yield raw
+        if record.result is not None:
+            for raw in cursor.end(wire.ExitEvent.of(record.result)):
                 yield raw
-            if record.result is not None:
-                for raw in cursor.end(wire.ExitEvent.of(record.result)):
-                    yield raw
-                return
-            while (event := await _next(live)) is not None and not _resync_first(event, cursor):
-                for shown in cursor.live(event):
-                    yield shown
-            record, log = await _snapshot(store, execution_id)
+            return
+        while (event := await _next(feed)) is not None and not _resync_first(event, cursor):
+            for shown in cursor.live(event):
+                yield shown
+        record, log = await _snapshot(snapshots, execution_id, cursor.next_seq)
 
 
-async def _next(live: MemoryObjectReceiveStream[bytes]) -> bytes | None:
-    """The next live event, or None after a silence (no yield may sit inside a cancel scope)."""
+async def _next(feed: Feed) -> bytes | None:
+    """The next live event, or None after a silence or a drop (no yield in a cancel scope)."""
     with anyio.move_on_after(RESYNC_S):
-        return await live.receive()
+        return await feed.get()
     return None
 
 
@@ -94,8 +110,10 @@ def _resync_first(raw: bytes, cursor: _Cursor) -> bool:
     return isinstance(event, wire.ExitEvent)
 
 
-async def _snapshot(store: ExecutionStore, execution_id: str) -> tuple[Record, list[bytes]]:
-    record, log = await store.snapshot(execution_id)
+async def _snapshot(
+    snapshots: Snapshots, execution_id: str, start: int
+) -> tuple[Record, list[bytes]]:
+    record, log = await snapshots.read(execution_id, start)
     if record is None:
         raise UnknownExecution(execution_id)
     return record, log

@@ -13,11 +13,13 @@ from redis.exceptions import RedisError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from app.executions import ExecutionStore
+from app.executions import STDIN_CLOSED, STDIN_LIMIT, STDIN_OK, ExecutionStore
+from app.sockets import TooManySockets
 from app.state import AppState
 from app.watch import UnknownExecution, watch_frames
 
 CLOSE_NORMAL = 1000
+CLOSE_TOO_MANY_SOCKETS = 1008
 CLOSE_TRY_AGAIN = 1013
 CLOSE_UNKNOWN_EXECUTION = 4004
 
@@ -44,6 +46,8 @@ class Command:
     kind: Literal["stdin", "kill", "invalid"]
     message: bytes = b""
     problem: str = ""
+    size: int = 0  # bytes of stdin data
+    eof: bool = False
 
 
 def parse_command(raw: str, max_stdin_bytes: int) -> Command:
@@ -59,9 +63,27 @@ def parse_command(raw: str, max_stdin_bytes: int) -> Command:
     data, eof = message.get("data"), message.get("eof", False)
     if (data is not None and not isinstance(data, str)) or not isinstance(eof, bool):
         return Command("invalid", problem="stdin takes a string 'data' and/or 'eof': true")
-    if data is not None and len(data.encode()) > max_stdin_bytes:
+    size = len(data.encode()) if data is not None else 0
+    if size > max_stdin_bytes:
         return Command("invalid", problem=f"a stdin frame is limited to {max_stdin_bytes} bytes")
-    return Command("stdin", orjson.dumps({"type": "stdin", "data": data, "eof": eof}))
+    message = orjson.dumps({"type": "stdin", "data": data, "eof": eof})
+    return Command("stdin", message, size=size, eof=eof)
+
+
+async def _send_stdin(
+    sock: _Socket, store: ExecutionStore, execution_id: str, command: Command, limit: int
+) -> None:
+    reply = await store.send_stdin(execution_id, command.message, command.size, command.eof)
+    if reply == STDIN_LIMIT:
+        await sock.error(
+            "stdin_limit",
+            f"stdin is limited to {limit} bytes per execution, the request's stdin included;"
+            " this frame was not delivered",
+        )
+    elif reply == STDIN_CLOSED:
+        await sock.error("stdin_closed", "stdin is closed: end of stdin was already sent")
+    elif reply != STDIN_OK:
+        await sock.error("stdin_closed", f"stdin is closed: the execution is {reply}")
 
 
 async def _commands(sock: _Socket, store: ExecutionStore, execution_id: str, limit: int) -> None:
@@ -76,7 +98,7 @@ async def _commands(sock: _Socket, store: ExecutionStore, execution_id: str, lim
             continue
         command = parse_command(text, limit)
         if command.kind == "stdin":
-            await store.send_control(execution_id, command.message)
+            await _send_stdin(sock, store, execution_id, command, limit)
         elif command.kind == "kill":
             record = await store.get(execution_id)
             if record is not None:
@@ -90,9 +112,22 @@ async def execution_socket(ws: WebSocket) -> None:
     state = AppState.of(ws)
     execution_id = ws.path_params["execution_id"]
     await ws.accept()
-    sock = _Socket(ws)
+    reason = ""
+    try:
+        client = ws.client.host if ws.client else ""
+        with state.sockets.hold(execution_id, client):
+            code = await _watch(_Socket(ws), state, execution_id)
+    except TooManySockets as exc:
+        code, reason = CLOSE_TOO_MANY_SOCKETS, exc.reason
+    if ws.client_state == WebSocketState.CONNECTED:
+        with suppress(WebSocketDisconnect, RuntimeError):
+            await ws.close(code, reason)
+
+
+async def _watch(sock: _Socket, state: AppState, execution_id: str) -> int:
+    """Send the frames until the end or a disconnect; the close code."""
     code = CLOSE_NORMAL
-    frames: AsyncGenerator[bytes] = watch_frames(state.store, state.relay, execution_id)
+    frames: AsyncGenerator[bytes] = watch_frames(state.snapshots, state.relay, execution_id)
     limit = state.settings.max_stdin_bytes
     async with anyio.create_task_group() as tg, aclosing(frames):
         tg.start_soon(_until_disconnect, sock, state.store, execution_id, limit, tg.cancel_scope)
@@ -101,14 +136,12 @@ async def execution_socket(ws: WebSocket) -> None:
                 await sock.send(raw)
         except UnknownExecution:
             code = CLOSE_UNKNOWN_EXECUTION
-        except (RedisError, TimeoutError):
+        except RedisError:
             code = CLOSE_TRY_AGAIN
         except WebSocketDisconnect:
             pass
         tg.cancel_scope.cancel()
-    if ws.client_state == WebSocketState.CONNECTED:
-        with suppress(WebSocketDisconnect, RuntimeError):
-            await ws.close(code)
+    return code
 
 
 async def _until_disconnect(

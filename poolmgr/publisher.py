@@ -51,6 +51,7 @@ class ExecutionPublisher:
         self.seq = 0
         self._since = time.monotonic()
         self._buffer: list[tuple[Stream, list[str]]] = []
+        self._unconfirmed: list[bytes] = []  # frames seq, seq + 1, ... sent but not confirmed
         self._ready = anyio.Event()
         self._writing = anyio.Lock()
 
@@ -108,25 +109,34 @@ class ExecutionPublisher:
             await anyio.sleep(FLUSH_EVERY_S)
 
     async def flush(self) -> None:
-        """Write everything queued so far, in order; `Superseded` if the writes are refused."""
+        """Write everything queued so far, in order; `Superseded` if the writes are refused.
+
+        Frames stay unconfirmed until their append succeeds: a flush cancelled mid-write (the
+        run ending) leaves them to the next flush, which sends them again with the same `seq`
+        numbers; the append script skips those that had landed.
+        """
         async with self._writing:
-            self._ready = anyio.Event()
-            chunks, self._buffer = self._buffer, []
-            frames = [
-                wire.encode(wire.OutputEvent(type=stream, data=piece, seq=self.seq + i))
-                for i, (stream, piece) in enumerate(_pieces(chunks))
-            ]
-            if not frames:
-                return
-            reply = await until_redis(
-                lambda: self._transitions.append(
-                    self._job, self.owner, self.seq, frames, self._ttl
-                ),
-                "appending output",
-            )
-            if reply != OK:
-                raise Superseded(f"output refused: {reply}")
-            self.seq += len(frames)
+            while self._unconfirmed or self._buffer:
+                if not self._unconfirmed:
+                    self._ready = anyio.Event()
+                    chunks, self._buffer = self._buffer, []
+                    self._unconfirmed = [
+                        wire.encode(wire.OutputEvent(type=stream, data=piece, seq=self.seq + i))
+                        for i, (stream, piece) in enumerate(_pieces(chunks))
+                    ]
+                frames = self._unconfirmed
+                if not frames:
+                    continue
+                reply = await until_redis(
+                    lambda: self._transitions.append(
+                        self._job, self.owner, self.seq, frames, self._ttl
+                    ),
+                    "appending output",
+                )
+                if reply != OK:
+                    raise Superseded(f"output refused: {reply}")
+                self.seq += len(frames)
+                self._unconfirmed = []
 
     async def finish(self, result: wire.Result) -> bool:
         """Record the terminal result, unless another party ended the execution first."""

@@ -172,6 +172,12 @@ class Settings:
     workspace_mb: int = 64
     pids_limit: int = 64
     cpus: float = 1.0
+    # Redis clients and client sockets: sized on purpose, see runtimes/redis_client.py.
+    redis_max_connections: int = 100
+    redis_maxmemory: str = "1gb"
+    max_watchers_per_execution: int = 500
+    max_sockets_per_client: int = 1000
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -211,6 +217,18 @@ class Settings:
             workspace_mb=_int(env, "WORKSPACE_MB", d.workspace_mb, lo=1),
             pids_limit=_int(env, "PIDS_LIMIT", d.pids_limit, lo=8),
             cpus=_float(env, "CPUS", d.cpus),
+            # Redis clients and client sockets
+            redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", d.redis_max_connections, lo=2),
+            redis_maxmemory=env.get(PREFIX + "REDIS_MAXMEMORY") or d.redis_maxmemory,
+            max_watchers_per_execution=_int(
+                env, "MAX_WATCHERS_PER_EXECUTION", d.max_watchers_per_execution, lo=1
+            ),
+            max_sockets_per_client=_int(
+                env, "MAX_SOCKETS_PER_CLIENT", d.max_sockets_per_client, lo=1
+            ),
+            cors_origins=tuple(
+                o.strip() for o in env.get(PREFIX + "CORS_ORIGINS", "").split(",") if o.strip()
+            ),
         )
 
     def container_runtime_for(self, language: str) -> str:

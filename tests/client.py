@@ -46,10 +46,20 @@ class Client:
         self.base = base
         self.ws_base = base.replace("http://", "ws://", 1)
 
-    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """`headers` are added after the JSON Content-Type, so they may replace it."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         req = urllib.request.Request(self.base + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 return Reply(resp.status, _decode(resp.read(), resp.headers), dict(resp.headers))
