@@ -21,7 +21,7 @@ from runtimes import keys
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.5
-BLOCK_S = 2  # below redis-py's default socket timeout (5 s)
+BLOCK_S = 2  # well below the clients' socket timeout (runtimes/redis_client.py)
 
 
 async def relay_control(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from collections.abc import Callable
 from typing import Literal
 
@@ -127,12 +128,10 @@ class ExecutionPublisher:
                 frames = self._unconfirmed
                 if not frames:
                     continue
-                reply = await until_redis(
-                    lambda: self._transitions.append(
-                        self._job, self.owner, self.seq, frames, self._ttl
-                    ),
-                    "appending output",
+                append = partial(
+                    self._transitions.append, self._job, self.owner, self.seq, frames, self._ttl
                 )
+                reply = await until_redis(append, "appending output")
                 if reply != OK:
                     raise Superseded(f"output refused: {reply}")
                 self.seq += len(frames)

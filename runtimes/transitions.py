@@ -152,11 +152,13 @@ return 'kill-sent'
 )
 
 # KEYS: execution, job stream, active. ARGV: job, language, accepted at, execution id,
-# stdin bytes. Recorded as queued and appended to its stream in one step, with the entry id.
+# stdin bytes, interactive (1/0). Recorded as queued and appended to its stream in one step,
+# with the entry id; a run that is not interactive has its stdin closed from the start.
 _SUBMIT = """
 local entry = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'queued', 'language', ARGV[2], 'attempt', 0,
            'entry', entry, 'stdin_bytes', ARGV[5])
+if ARGV[6] == '0' then redis.call('HSET', KEYS[1], 'stdin_closed', 1) end
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 return entry
 """
@@ -202,6 +204,7 @@ class Transitions:
             job.enqueued_at,
             eid,
             stdin_bytes,
+            int(job.interactive),
         ]
         return _text(await self._submit(keys=keys_, args=args))
 

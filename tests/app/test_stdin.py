@@ -83,3 +83,12 @@ def test_a_socket_past_the_stdin_cap_gets_an_error_frame_and_stays_open(server: 
     assert errors == ["stdin_limit", "stdin_closed"]
     assert "".join(f["data"] for f in frames if f["type"] == "stdout") == f"{limit} True\n"
     assert frames[-1]["type"] == "exit" and frames[-1]["exit_code"] == 0
+
+
+@pytest.mark.anyio
+async def test_a_run_that_is_not_interactive_takes_no_stdin_frames(redis: Redis) -> None:
+    store = ExecutionStore(redis, ttl_s=60, max_stdin_bytes=10)
+    job = wire.Job(uuid.uuid4().hex, "python", (), stdin="abc")
+    await store.submit(job)
+    assert await store.send_stdin(job.execution_id, _stdin("x"), 1, False) == STDIN_CLOSED
+    assert await redis.exists(keys.control(job.execution_id)) == 0
