@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import anyio
