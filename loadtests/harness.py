@@ -56,7 +56,7 @@ def own_server(**env_overrides: str) -> Iterator[str]:
     env = {**os.environ, "CODERUNNER_PORT": str(port), **env_overrides}
     env.pop("CODERUNNER_REDIS_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtimes", "dev"], env=env, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "coderunner", "dev"], env=env, stderr=subprocess.DEVNULL
     )
     try:
         deadline = time.monotonic() + 60

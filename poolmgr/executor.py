@@ -16,7 +16,7 @@ from poolmgr import metrics
 from poolmgr.container import AgentGone, Container
 from poolmgr.control import relay_control
 from poolmgr.engine import Engine
-from poolmgr.engine_http import EngineError
+from poolmgr.engine_errors import EngineError
 from poolmgr.pool import Pool, PoolUnavailable
 from poolmgr.publisher import ExecutionPublisher, Stream, Superseded
 from poolmgr.sandbox import DEFAULT_MEMORY_MB

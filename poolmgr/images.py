@@ -1,8 +1,9 @@
 """Builds the runtime images offline: a debootstrapped base image, then one image per language.
 
 There is no registry to pull from on an air-gapped machine, so the base image is
-bootstrapped from Debian packages and imported; users with a registry can point
-`CODERUNNER_BASE_IMAGE` at an official image instead.
+bootstrapped from Debian packages and built from that root filesystem; users with a registry
+can point `CODERUNNER_BASE_IMAGE` at an official image instead. The engine is reached through
+the workers' own adapter, so the product has one Docker client.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, TextIO
 
-import docker
-import docker.errors
+import anyio
 
+from poolmgr.engine import Engine
+from poolmgr.engine_errors import EngineError
 from runtimes import agent
 from runtimes.registry import RUNTIMES, Runtime
 from runtimes.settings import Settings
@@ -28,6 +30,8 @@ from runtimes.settings import Settings
 DOCKERFILES = Path(__file__).resolve().parent.parent / "dockerfiles"
 LOCAL_BASE = "coderunner-base:bookworm"
 HASH_LABEL = "code-runner.build-hash"
+# An image from a root filesystem tarball, the way official base images are made.
+ROOTFS_DOCKERFILE = b"FROM scratch\nADD rootfs.tar /\n"
 
 
 class ImageBuildError(RuntimeError):
@@ -36,6 +40,12 @@ class ImageBuildError(RuntimeError):
 
 def _say(out: TextIO, message: str) -> None:
     print(f"[images] {message}", file=out, flush=True)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
 
 
 def _context(runtime: Runtime) -> tuple[bytes, str]:
@@ -48,102 +58,113 @@ def _context(runtime: Runtime) -> tuple[bytes, str]:
     digest = hashlib.sha256()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+            _add_bytes(tar, name, data)
             digest.update(name.encode() + b"\0" + data)
     return buf.getvalue(), digest.hexdigest()[:16]
 
 
-def _bootstrap_base(client: docker.DockerClient, name: str, out: TextIO) -> None:
+def _bootstrap_context(tmp: Path, out: TextIO) -> Path:
+    """Debootstrap Debian into `tmp`; a build context of its tarred root filesystem."""
     if shutil.which("debootstrap") is None:
         raise ImageBuildError(
             "no base image and no debootstrap to build one: run `apt-get install -y debootstrap`"
             " or set CODERUNNER_BASE_IMAGE to an image you have"
         )
-    with tempfile.TemporaryDirectory(prefix="coderunner-rootfs-") as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        _say(out, f"bootstrapping Debian bookworm into {rootfs} (about a minute)")
-        proc = subprocess.Popen(
-            ["debootstrap", "--variant=minbase", "bookworm", str(rootfs)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith(
-                ("I: Retrieving", "I: Extracting", "I: Unpacking", "I: Configuring", "I: Base")
-            ):
-                _say(out, "  " + line.strip())
-        if proc.wait() != 0:
-            raise ImageBuildError("debootstrap failed: check that Debian mirrors are reachable")
-        tarball = Path(tmp) / "rootfs.tar"
-        _say(out, "packing the root filesystem")
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], check=True)
-        repo, _, tag = name.partition(":")
-        _say(out, f"importing {name}")
-        client.api.import_image_from_file(str(tarball), repository=repo, tag=tag or "latest")
+    rootfs = tmp / "rootfs"
+    _say(out, f"bootstrapping Debian bookworm into {rootfs} (about a minute)")
+    proc = subprocess.Popen(
+        ["debootstrap", "--variant=minbase", "bookworm", str(rootfs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(
+            ("I: Retrieving", "I: Extracting", "I: Unpacking", "I: Configuring", "I: Base")
+        ):
+            _say(out, "  " + line.strip())
+    if proc.wait() != 0:
+        raise ImageBuildError("debootstrap failed: check that Debian mirrors are reachable")
+    _say(out, "packing the root filesystem")
+    tarball = tmp / "rootfs.tar"  # by tar(1): it keeps owners, modes and device nodes
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], check=True)
+    context = tmp / "context.tar"
+    with tarfile.open(context, mode="w") as tar:
+        _add_bytes(tar, "Dockerfile", ROOTFS_DOCKERFILE)
+        tar.add(tarball, arcname="rootfs.tar")
+    return context
 
 
-def ensure_base(client: docker.DockerClient, name: str, out: TextIO) -> None:
-    """Make sure the base image exists: pull it, or bootstrap the local default."""
-    try:
-        client.images.get(name)
-        _say(out, f"base image {name} present")
-        return
-    except docker.errors.ImageNotFound:
-        pass
-    if name == LOCAL_BASE:
-        _bootstrap_base(client, name, out)
-        return
-    _say(out, f"pulling base image {name}")
-    try:
-        client.images.pull(name)
-    except docker.errors.APIError as exc:
-        raise ImageBuildError(
-            f"cannot pull {name} ({exc.explanation}); unset CODERUNNER_BASE_IMAGE to bootstrap"
-            f" {LOCAL_BASE} locally instead"
-        ) from exc
+async def _build(
+    engine: Engine,
+    context: IO[bytes],
+    tag: str,
+    buildargs: Mapping[str, str],
+    labels: Mapping[str, str],
+    out: TextIO,
+) -> None:
+    """Build `tag`, showing its steps; checked afterwards, as a cut-off build output
+    stream cannot be told from a finished one."""
 
-
-def _log_build(chunks: Iterable[dict[str, Any]], out: TextIO) -> None:
-    for chunk in chunks:
-        if "error" in chunk:
-            raise ImageBuildError(f"docker build failed: {chunk['error'].strip()}")
-        line = str(chunk.get("stream", "")).strip()
-        if line.startswith("Step ") or line.startswith("Successfully"):
+    def progress(line: str) -> None:
+        line = line.strip()
+        if line.startswith(("Step ", "Successfully")):
             _say(out, "  " + line)
 
+    await engine.build(context, tag, buildargs, labels, progress)
+    built = await engine.image_labels(tag)
+    if built is None or any(built.get(k) != v for k, v in labels.items()):
+        raise ImageBuildError(f"the build of {tag} ended without the image; see its output above")
 
-def build_runtime(
-    client: docker.DockerClient, runtime: Runtime, settings: Settings, out: TextIO
-) -> str:
+
+async def ensure_base(engine: Engine, name: str, out: TextIO) -> None:
+    """Make sure the base image exists: pull it, or bootstrap the local default."""
+    if await engine.image_labels(name) is not None:
+        _say(out, f"base image {name} present")
+        return
+    if name != LOCAL_BASE:
+        _say(out, f"pulling base image {name}")
+        try:
+            await engine.pull(name)
+        except EngineError as exc:
+            raise ImageBuildError(
+                f"cannot pull {name} ({exc}); unset CODERUNNER_BASE_IMAGE to bootstrap"
+                f" {LOCAL_BASE} locally instead"
+            ) from exc
+        return
+    with tempfile.TemporaryDirectory(prefix="coderunner-rootfs-") as tmp:
+        context = await anyio.to_thread.run_sync(_bootstrap_context, Path(tmp), out)
+        _say(out, f"importing {name}")
+        with context.open("rb") as fileobj:
+            await _build(engine, fileobj, name, {}, {}, out)
+
+
+async def build_runtime(engine: Engine, runtime: Runtime, settings: Settings, out: TextIO) -> str:
     """Build one language's image unless an image of the same inputs exists."""
     tag = runtime.image(settings.image_prefix)
     context, digest = _context(runtime)
     digest = hashlib.sha256(f"{digest}:{settings.base_image}".encode()).hexdigest()[:16]
-    try:
-        existing = client.images.get(tag)
-        if existing.labels.get(HASH_LABEL) == digest:
-            _say(out, f"{tag} is up to date")
-            return tag
-    except docker.errors.ImageNotFound:
-        pass
+    existing = await engine.image_labels(tag)
+    if existing is not None and existing.get(HASH_LABEL) == digest:
+        _say(out, f"{tag} is up to date")
+        return tag
     _say(out, f"building {tag}")
-    chunks = client.api.build(
-        fileobj=io.BytesIO(context),
-        custom_context=True,
-        tag=tag,
-        buildargs={"BASE": settings.base_image},
-        labels={HASH_LABEL: digest},
-        rm=True,
-        forcerm=True,
-        decode=True,
-    )
-    _log_build(chunks, out)
+    buildargs = {"BASE": settings.base_image}
+    await _build(engine, io.BytesIO(context), tag, buildargs, {HASH_LABEL: digest}, out)
     _say(out, f"built {tag}")
     return tag
+
+
+async def _build_all(settings: Settings, languages: list[str], out: TextIO) -> None:
+    async with Engine(settings.docker_url) as engine:
+        if not await engine.ping():
+            raise ImageBuildError(
+                f"no docker engine answers at {settings.docker_url}: start dockerd (`make engine`)"
+            )
+        await ensure_base(engine, settings.base_image, out)
+        for language in languages:
+            await build_runtime(engine, RUNTIMES[language], settings, out)
 
 
 def build_images(settings: Settings, languages: list[str], out: TextIO = sys.stdout) -> None:
@@ -152,15 +173,6 @@ def build_images(settings: Settings, languages: list[str], out: TextIO = sys.std
     if unknown:
         raise ImageBuildError(f"unknown languages {unknown}; known: {sorted(RUNTIMES)}")
     try:
-        client = docker.DockerClient(base_url=settings.docker_url, version="auto", timeout=600)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise ImageBuildError(
-            f"no docker engine answers at {settings.docker_url}: start dockerd (`make engine`)"
-        ) from exc
-    try:
-        ensure_base(client, settings.base_image, out)
-        for language in languages or sorted(RUNTIMES):
-            build_runtime(client, RUNTIMES[language], settings, out)
-    finally:
-        client.close()
+        anyio.run(_build_all, settings, languages or sorted(RUNTIMES), out)
+    except EngineError as exc:
+        raise ImageBuildError(f"the docker engine failed: {exc}") from exc

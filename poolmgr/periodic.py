@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 from redis.exceptions import RedisError
 
-from poolmgr.engine_http import EngineError
+from poolmgr.engine_errors import EngineError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from poolmgr import metrics
 from poolmgr.breaker import CircuitBreaker
 from poolmgr.container import AgentGone, Container
 from poolmgr.engine import Engine
-from poolmgr.engine_http import EngineError
+from poolmgr.engine_errors import EngineError
 from poolmgr.sandbox import container_config
 from poolmgr.sizing import DemandSizer
 from runtimes.registry import Runtime

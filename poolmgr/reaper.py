@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from poolmgr import heartbeat
 from poolmgr.engine import Engine
-from poolmgr.engine_http import EngineError
+from poolmgr.engine_errors import EngineError
 from poolmgr.periodic import every
 from poolmgr.sandbox import LABEL_CLUSTER, LABEL_WORKER
 

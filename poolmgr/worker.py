@@ -68,8 +68,9 @@ class Worker:
         self._consumer_done = anyio.Event()
 
     async def ready(self) -> bool:
-        """True while the engine answers and every pool can create containers."""
-        return await self.engine.ping() and all(p.accepting for p in self.pools.values())
+        """True while every pool can create containers and the engine answers; the ping has
+        its own short deadline, so a hung engine reads as not ready instead of hanging /readyz."""
+        return all(p.accepting for p in self.pools.values()) and await self.engine.ping()
 
     async def run(self) -> None:
         """Run until cancelled; warm containers are removed on the way out."""
@@ -93,6 +94,7 @@ class Worker:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.reaper.reap_own()
+                await self.engine.aclose()
             log.info("worker %s stopped", worker_id)
 
     async def stop(self) -> None:

@@ -18,7 +18,7 @@ from poolmgr.executor import Executor
 from poolmgr.pool import Pool, PoolUnavailable
 from poolmgr.publisher import ExecutionPublisher
 from poolmgr.sandbox import LABEL_WORKER
-from runtimes import keys, wire
+from runtimes import wire
 from runtimes.registry import RUNTIMES
 from runtimes.settings import PoolPolicy, Settings
 from runtimes.transitions import Transitions
@@ -45,13 +45,13 @@ async def running_pool(size: int, **overrides: Any) -> AsyncIterator[tuple[Pool,
     settings = Settings(
         worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", pool_policies={"python": policy}, **overrides
     )
-    engine = Engine(settings.docker_url)
-    pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(pool.run)
-        yield pool, engine, settings
-        tg.cancel_scope.cancel()
-    assert await engine.list_ids({LABEL_WORKER: settings.worker_id}) == []
+    async with Engine(settings.docker_url) as engine:
+        pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pool.run)
+            yield pool, engine, settings
+            tg.cancel_scope.cancel()
+        assert await engine.list_ids({LABEL_WORKER: settings.worker_id}) == []
 
 
 async def test_pool_fills_and_refills_after_a_claim() -> None:
@@ -94,9 +94,10 @@ async def _execute(pool: Pool, engine: Engine, redis_url: str, code: str) -> wir
     redis = Redis.from_url(redis_url)
     try:
         job = wire.Job(uuid.uuid4().hex, "python", (wire.SourceFile("main.py", code),))
-        await redis.hset(keys.execution(job.execution_id), mapping={"status": "queued"})
+        transitions = Transitions(redis)
+        await transitions.submit(job)
         executor = Executor(engine, {"python": pool}, redis, max_output_bytes=1 << 20)
-        publisher = ExecutionPublisher(redis, Transitions(redis), job, ttl_s=60)
+        publisher = ExecutionPublisher(redis, transitions, job, "test:1-0", ttl_s=60)
         result = await executor.execute(job, publisher, time.monotonic())
         assert result is not None
         return result
@@ -151,9 +152,8 @@ async def test_a_container_of_an_outdated_image_is_never_handed_out() -> None:
 
 async def test_failing_creates_open_the_circuit() -> None:
     settings = Settings(worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", image_prefix="no-such-image")
-    engine = Engine(settings.docker_url)
-    pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
-    async with anyio.create_task_group() as tg:
+    async with Engine(settings.docker_url) as engine, anyio.create_task_group() as tg:
+        pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
         tg.start_soon(pool.run)
         await _until(lambda: not pool.accepting)
         with pytest.raises(PoolUnavailable):

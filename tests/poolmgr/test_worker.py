@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from coderunner.redis_server import EmbeddedRedis
 from poolmgr import metrics
+from poolmgr.engine import Engine
 from poolmgr.sandbox import LABEL_WORKER
 from poolmgr.worker import Worker
 from runtimes import keys, wire
@@ -72,7 +73,8 @@ async def running_worker(redis: Redis, **overrides: Any) -> AsyncIterator[Worker
         yield worker
         await worker.stop()
         tg.cancel_scope.cancel()
-    assert await worker.engine.list_ids({LABEL_WORKER: settings.worker_id}) == []
+    async with Engine(settings.docker_url) as engine:  # the worker has closed its own
+        assert await engine.list_ids({LABEL_WORKER: settings.worker_id}) == []
 
 
 async def submit(redis: Redis, language: str, code: str, **fields: Any) -> wire.Job:
