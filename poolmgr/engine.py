@@ -228,6 +228,13 @@ class Engine:
             found = await self._client().containers.list(all=True, filters={"label": wanted})
             return {c.id: dict(c["Labels"] or {}) for c in found}
 
+    async def list_created(self, labels: dict[str, str]) -> dict[str, float]:
+        """`{id: creation time (unix seconds)}` of all containers carrying these labels."""
+        wanted = [f"{k}={v}" if v else k for k, v in labels.items()]
+        with _guard("list containers", self.timeouts.quick_s):
+            found = await self._client().containers.list(all=True, filters={"label": wanted})
+            return {c.id: float(c["Created"]) for c in found}
+
     async def list_ids(self, labels: dict[str, str]) -> list[str]:
         """Ids of all containers (running or not) carrying these labels."""
         return list(await self.list_labelled(labels))

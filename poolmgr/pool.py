@@ -32,6 +32,9 @@ READY_TIMEOUT_S = 30
 TICK_S = 1.0
 IMAGE_REFRESH_S = 30.0
 RECYCLE_PER_TICK = 1
+# After a claim that leaves warm containers behind, the refill waits this long (or until the
+# execution ends): creating a container is CPU-heavy and would compete with the program.
+REFILL_DEFER_S = 0.1
 
 
 class PoolUnavailable(RuntimeError):
@@ -62,6 +65,8 @@ class Pool:
         self._image_checked = 0.0
         self._warm: deque[Container] = deque()
         self._creating = 0
+        self._in_use: set[str] = set()  # handed to executions, not yet discarded
+        self._quiet_until = 0.0
         self._watches: dict[str, anyio.CancelScope] = {}
         self._wake = anyio.Event()
         self._tg: TaskGroup | None = None
@@ -99,6 +104,9 @@ class Pool:
             container = self._warm.popleft()
             self._watches.pop(container.id).cancel()
             if container.alive and container.image_id == self._image_id:
+                self._in_use.add(container.id)
+                if self._warm and now >= self._quiet_until:  # never extended: a bounded delay
+                    self._quiet_until = now + REFILL_DEFER_S
                 return container
             log.warning("discarding unusable warm container %s", container.id[:12])
             self.discard(container)
@@ -113,13 +121,24 @@ class Pool:
         """A fresh container for a job that found the pool empty."""
         if self.breaker.is_open(time.monotonic()):
             raise PoolUnavailable(f"{self.language} containers cannot be created right now")
-        return await self._create()
+        container = await self._create()
+        self._in_use.add(container.id)
+        return container
 
     def discard(self, container: Container) -> None:
         """Destroy a used or broken container in the background."""
         if self._tg is None:
             raise RuntimeError("pool is not running")
+        if container.id in self._in_use:
+            self._in_use.discard(container.id)
+            if not self._in_use:
+                self._quiet_until = 0.0
+                self._wake.set()
         self._tg.start_soon(self._destroy, container)
+
+    def known_ids(self) -> set[str]:
+        """Ids of the containers this pool holds or has handed out."""
+        return {c.id for c in self._warm} | self._in_use
 
     async def run(self) -> None:
         """Keep the pool at its target until cancelled; then remove every warm container."""
@@ -129,7 +148,11 @@ class Pool:
                 tg.start_soon(self._tick)
                 while True:
                     self._refill()
-                    with anyio.move_on_after(self.breaker.retry_in(time.monotonic()) or TICK_S):
+                    now = time.monotonic()
+                    wait_s = self.breaker.retry_in(now) or TICK_S
+                    if self._quiet_until > now:
+                        wait_s = min(wait_s, self._quiet_until - now)
+                    with anyio.move_on_after(wait_s):
                         await self._wake.wait()
                     self._wake = anyio.Event()
         finally:
@@ -145,7 +168,10 @@ class Pool:
         self._wake.set()
 
     def _refill(self) -> None:
-        if self._tg is None or self.breaker.is_open(time.monotonic()):
+        now = time.monotonic()
+        if self._tg is None or self.breaker.is_open(now):
+            return
+        if self._warm and now < self._quiet_until:  # a spare is warm: let the program run
             return
         while len(self._warm) + self._creating < self.target:
             self._creating += 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 
@@ -15,6 +17,8 @@ from poolmgr.sandbox import LABEL_CLUSTER, LABEL_WORKER
 
 log = logging.getLogger(__name__)
 
+STRAY_AGE_S = 120.0  # well past the longest create: a younger unknown one may still be arriving
+
 
 class Reaper:
     """Any worker reaps for all: orphans of a `kill -9`-ed worker do not outlive its heartbeat.
@@ -24,16 +28,39 @@ class Reaper:
     """
 
     def __init__(
-        self, engine: Engine, redis: Redis, worker_id: str, cluster: str, interval_s: float
+        self,
+        engine: Engine,
+        redis: Redis,
+        worker_id: str,
+        cluster: str,
+        interval_s: float,
+        known: Callable[[], set[str]],
     ) -> None:
+        """`known`: the ids of the containers this worker's pools hold or have handed out."""
         self._engine = engine
         self._redis = redis
         self._worker_id = worker_id
         self._cluster = cluster
         self._interval = interval_s
+        self._known = known
 
     async def run(self) -> None:
-        await every(self._interval, "reaper", self.reap_dead)
+        await every(self._interval, "reaper", self.reap)
+
+    async def reap(self) -> None:
+        await self.reap_dead()
+        await self.reap_strays()
+
+    async def reap_strays(self, min_age_s: float = STRAY_AGE_S) -> int:
+        """Remove this worker's containers that no pool knows, such as one whose create
+        timed out here but completed in the engine; returns how many."""
+        created = await self._engine.list_created({LABEL_WORKER: self._worker_id})
+        horizon, known = time.time() - min_age_s, self._known()
+        strays = [c for c, at in created.items() if c not in known and at < horizon]
+        for container_id in strays:
+            log.warning("removing stray container %s of this worker", container_id[:12])
+            await self._engine.remove(container_id)
+        return len(strays)
 
     async def reap_dead(self) -> int:
         """Remove every container of a worker without a live heartbeat; returns how many."""

@@ -63,7 +63,12 @@ class Worker:
             self.heartbeat,
         )
         self.reaper = Reaper(
-            self.engine, redis, settings.worker_id, settings.cluster, settings.reap_interval_s
+            self.engine,
+            redis,
+            settings.worker_id,
+            settings.cluster,
+            settings.reap_interval_s,
+            lambda: set().union(*(pool.known_ids() for pool in self.pools.values())),
         )
         self._consumer_done = anyio.Event()
 

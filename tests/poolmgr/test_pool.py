@@ -15,9 +15,10 @@ from redis.asyncio import Redis
 
 from poolmgr.engine import Engine
 from poolmgr.executor import Executor
-from poolmgr.pool import Pool, PoolUnavailable
+from poolmgr.pool import REFILL_DEFER_S, Pool, PoolUnavailable
 from poolmgr.publisher import ExecutionPublisher
-from poolmgr.sandbox import LABEL_WORKER
+from poolmgr.reaper import Reaper
+from poolmgr.sandbox import LABEL_WORKER, container_config
 from runtimes import wire
 from runtimes.registry import RUNTIMES
 from runtimes.settings import PoolPolicy, Settings
@@ -68,6 +69,42 @@ async def test_pool_fills_and_refills_after_a_claim() -> None:
         await _until(lambda: pool.warm == 2)
         ids = await engine.list_ids({LABEL_WORKER: settings.worker_id})
         assert first.id not in ids and second.id not in ids, "a used container must be destroyed"
+
+
+async def test_a_refill_waits_while_a_spare_is_warm_and_the_program_runs() -> None:
+    async with running_pool(2) as (pool, _, _):
+        await _until(lambda: pool.warm == 2)
+        claimed = pool.claim()
+        assert claimed is not None
+        await anyio.sleep(REFILL_DEFER_S / 2)
+        assert (pool.warm, pool._creating) == (1, 0), "the refill competes with the program"
+        pool.discard(claimed)  # the execution ended: refill now
+        await _until(lambda: pool._creating == 1 or pool.warm == 2, 1)
+        await _until(lambda: pool.warm == 2)
+
+
+async def test_a_claim_that_empties_the_pool_refills_at_once() -> None:
+    async with running_pool(1) as (pool, _, _):
+        await _until(lambda: pool.warm == 1)
+        claimed = pool.claim()
+        assert claimed is not None
+        await _until(lambda: pool._creating == 1, REFILL_DEFER_S / 2)
+        pool.discard(claimed)
+
+
+async def test_stray_containers_of_this_worker_are_reaped(redis_url: str) -> None:
+    async with running_pool(1) as (pool, engine, settings):
+        await _until(lambda: pool.warm == 1)
+        stray = await engine.create(container_config(RUNTIMES["python"], settings))
+        redis = Redis.from_url(redis_url)
+        try:
+            reaper = Reaper(engine, redis, settings.worker_id, "", 1.0, pool.known_ids)
+            assert await reaper.reap_strays(min_age_s=60) == 0  # it may still be arriving
+            assert await reaper.reap_strays(min_age_s=0) == 1
+        finally:
+            await redis.aclose()
+        remaining = await engine.list_ids({LABEL_WORKER: settings.worker_id})
+        assert stray not in remaining and pool.known_ids() <= set(remaining)
 
 
 async def test_empty_pool_claims_nothing_and_cold_starts() -> None:
