@@ -106,6 +106,11 @@ class ExecutionStore:
             depths[language] = max(0, int(length) - claimed) if isinstance(length, int) else 0
         return depths
 
+    async def runtime_versions(self) -> dict[str, str]:
+        """`{language: version}` as the workers read them from their images."""
+        raw = await self._redis.hgetall(keys.RUNTIME_VERSIONS)
+        return {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], raw).items()}
+
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
 

@@ -13,7 +13,7 @@ from app.errors import ApiError
 from app.relay import Feed
 from app.responses import json_response
 from app.state import AppState
-from app.validation import build_job, parse_body
+from app.validation import build_job, check_version, parse_body, requested_version
 from app.watch import follow, pending_result
 from runtimes.registry import RUNTIMES
 from runtimes.transitions import ABORTED_NOW, KILL_SENT
@@ -52,6 +52,10 @@ async def execute(request: Request) -> Response:
     _require_json(request)
     body = parse_body(await _read_body(request, state.settings.max_request_bytes))
     job = build_job(body, state.settings)
+    requested = requested_version(body)
+    if requested is not None:
+        versions = await state.store.runtime_versions()
+        check_version(job.language, requested, versions.get(job.language))
     if request.query_params.get("wait", "").lower() not in ("1", "true", "yes"):
         await state.store.submit(job)
         return json_response(
@@ -106,12 +110,14 @@ async def abort(request: Request) -> Response:
     return await _result(state, execution_id)
 
 
-async def runtimes(_: Request) -> Response:
+async def runtimes(request: Request) -> Response:
+    """Every language; `version` is what the workers' images report (null until one has)."""
+    versions = await AppState.of(request).store.runtime_versions()
     return json_response(
         [
             {
                 "language": rt.language,
-                "version": rt.version,
+                "version": versions.get(rt.language),
                 "aliases": rt.aliases,
                 "compiled": rt.compiled,
             }

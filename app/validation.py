@@ -22,7 +22,7 @@ MAX_NAME_CHARS = 255
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
 _FIELDS = {
     "language", "version", "code", "files", "stdin", "args",
-    "timeout_s", "memory_mb", "interactive",
+    "timeout_s", "memory_mb", "interactive", "tty",
 }  # fmt: skip
 
 
@@ -109,11 +109,8 @@ def build_job(body: dict[str, Any], settings: Settings) -> wire.Job:
     runtime = lookup(language) if isinstance(language, str) else None
     if runtime is None:
         raise _invalid("language", f"unknown language {language!r}; available: {sorted(RUNTIMES)}")
-    version = body.get("version")
-    if version not in (None, "*", runtime.version):
-        raise _invalid(
-            "version", f"{runtime.language} has version {runtime.version}, not {version!r}"
-        )
+    if not isinstance(body.get("version"), str | None):
+        raise _invalid("version", 'version must be a string such as "3.11", or null')
     files = _files(body, runtime.entry, settings)
     if sum(len(f.content.encode()) for f in files) > settings.max_code_bytes:
         raise ApiError(
@@ -126,9 +123,10 @@ def build_job(body: dict[str, Any], settings: Settings) -> wire.Job:
         raise ApiError(
             413, "stdin_too_large", f"stdin is limited to {settings.max_stdin_bytes} bytes", "stdin"
         )
-    interactive = body.get("interactive", False)
-    if not isinstance(interactive, bool):
-        raise _invalid("interactive", "interactive must be true or false")
+    interactive, tty = body.get("interactive", False), body.get("tty", False)
+    for name, value in (("interactive", interactive), ("tty", tty)):
+        if not isinstance(value, bool):
+            raise _invalid(name, f"{name} must be true or false")
     return wire.Job(
         execution_id=uuid.uuid4().hex,
         language=runtime.language,
@@ -138,5 +136,20 @@ def build_job(body: dict[str, Any], settings: Settings) -> wire.Job:
         timeout_s=_number(body, "timeout_s", 10, *TIMEOUT_RANGE),
         memory_mb=int(_number(body, "memory_mb", 256, *MEMORY_RANGE)),
         interactive=interactive,
+        tty=tty,
         enqueued_at=time.time(),
     )
+
+
+def requested_version(body: dict[str, Any]) -> str | None:
+    """The version the request asks for, if it names one (`"*"` and null name none)."""
+    version = body.get("version")
+    return version if isinstance(version, str) and version != "*" else None
+
+
+def check_version(language: str, requested: str, actual: str | None) -> None:
+    """`"3.11"` matches 3.11.2; an unknown actual version (no worker has reported the image
+    yet) is not held against the request."""
+    if actual is None or actual == requested or actual.startswith(requested + "."):
+        return
+    raise _invalid("version", f"{language} has version {actual}, not {requested!r}")

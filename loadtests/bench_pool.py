@@ -25,7 +25,8 @@ from loadtests.harness import own_server, pct, post
 from poolmgr.engine import Engine
 from poolmgr.executor import agent_job
 from poolmgr.pool import Pool
-from runtimes import agent, wire
+from runtimes import wire
+from runtimes.agent import protocol as agent
 from runtimes.registry import RUNTIMES
 from runtimes.settings import PoolPolicy, Settings
 

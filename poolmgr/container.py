@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from poolmgr.engine import STDERR, AttachedStream
-from runtimes import agent
+from runtimes.agent import protocol as agent
 
 log = logging.getLogger(__name__)
 

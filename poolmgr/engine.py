@@ -256,6 +256,20 @@ class Engine:
         except NotFound:
             return None
 
+    async def read_image_file(self, image: str, path: str) -> bytes:
+        """A file of an image, read from a container that is created but never started."""
+        container_id = await self.create({"Image": image, "Entrypoint": ["true"], "Cmd": []})
+        try:
+            with _guard(f"read {path} of {image}", self.timeouts.quick_s):
+                archive = await self._container(container_id).get_archive(path)
+                member = archive.extractfile(archive.getmembers()[0])
+                if member is None:
+                    raise EngineError(f"{path} of {image} is not a file")
+                return member.read()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.remove(container_id)
+
     async def attach(self, container_id: str) -> AttachedStream:
         """Attach stdin/stdout/stderr; done before start so no output is missed."""
         url = URL(f"containers/{container_id}/attach").with_query(_ATTACH_QUERY)

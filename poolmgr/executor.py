@@ -2,136 +2,43 @@
 
 from __future__ import annotations
 
-import codecs
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Literal
 
 import anyio
-import orjson
 from redis.asyncio import Redis
 
 from poolmgr import metrics
 from poolmgr.container import AgentGone, Container
-from poolmgr.control import relay_control
 from poolmgr.engine import Engine
 from poolmgr.engine_errors import EngineError
+from poolmgr.output import Output
 from poolmgr.pool import Pool, PoolUnavailable
-from poolmgr.publisher import ExecutionPublisher, Stream, Superseded
+from poolmgr.publisher import ExecutionPublisher
+from poolmgr.run import Phases, Run, RunOutcome
 from poolmgr.sandbox import DEFAULT_MEMORY_MB
-from runtimes import agent, wire
+from runtimes import wire
 from runtimes.lifecycle import Status
-from runtimes.registry import Runtime
+from runtimes.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-CHILD_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "HOME": "/workspace",
-    "LANG": "C.UTF-8",
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "TMPDIR": "/tmp",
-}
-ENCODED_FACTOR = 2
-_STREAMS: dict[bytes, Stream] = {agent.STDOUT: "stdout", agent.STDERR: "stderr"}
-
-
-@dataclass
-class Output:
-    """The program's output so far, cut at the limit, decoded without splitting characters.
-
-    The limit holds twice: on the raw bytes the program wrote, and on their size once
-    encoded as JSON frames (at most ENCODED_FACTOR times the raw limit), because control
-    characters and invalid UTF-8 take up to six times their raw size in Redis and on the wire.
-    """
-
-    limit: int
-    used: int = 0
-    encoded: int = 0
-    truncated: bool = False
-    text: dict[str, list[str]] = field(default_factory=lambda: {"stdout": [], "stderr": []})
-    _decoders: dict[str, codecs.IncrementalDecoder] = field(
-        default_factory=lambda: {
-            name: codecs.getincrementaldecoder("utf-8")(errors="replace")
-            for name in ("stdout", "stderr")
-        }
-    )
-
-    def add(self, stream: str, data: bytes) -> str:
-        room = self.limit - self.used
-        if len(data) > room:
-            data, self.truncated = data[:room], True
-        self.used += len(data)
-        return self._keep(stream, self._decoders[stream].decode(data))
-
-    def flush(self, stream: str) -> str:
-        return self._keep(stream, self._decoders[stream].decode(b"", final=True))
-
-    def _keep(self, stream: str, text: str) -> str:
-        room = self.limit * ENCODED_FACTOR - self.encoded
-        size = _encoded_size(text)
-        if size > room:
-            text, self.truncated = _cut_to(text, room), True
-            size = _encoded_size(text)
-        self.encoded += size
-        if text:
-            self.text[stream].append(text)
-        return text
-
-    def joined(self, stream: str) -> str:
-        return "".join(self.text[stream])
-
-
-def _encoded_size(text: str) -> int:
-    return len(orjson.dumps(text)) - 2
-
-
-def _cut_to(text: str, size: int) -> str:
-    """The longest prefix of `text` whose encoded size is at most `size`."""
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if _encoded_size(text[:mid]) <= size:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo]
-
-
-@dataclass
-class RunOutcome:
-    status: Status
-    exit_code: int | None = None
-    signal: str | None = None
-    failure_code: str | None = None
-
-
-def _exited(payload: bytes) -> RunOutcome:
-    """The outcome the agent's EXIT frame describes; an OOM kill anywhere is a memory kill."""
-    try:
-        info = orjson.loads(payload)
-        code, sig, kills = info["exit_code"], info["signal"], info["oom_kills"]
-        valid = (code is None or isinstance(code, int)) and (sig is None or isinstance(sig, str))
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        valid = False
-    if not valid or not isinstance(kills, int):
-        return RunOutcome(Status.FAILED, failure_code="agent_lost")
-    if kills > 0:
-        return RunOutcome(Status.MEMORY_EXCEEDED, code, sig)
-    return RunOutcome(Status.COMPLETED, code, sig)
+TERMINAL_SIZE = {"rows": 24, "cols": 80}
 
 
 def agent_job(job: wire.Job, runtime: Runtime) -> dict[str, object]:
-    """What the in-container agent needs: files, entry point, argv, stdin, environment."""
+    """What the in-container agent needs: files, commands, argv, stdin, terminal."""
+    entry = job.files[0].name
     return {
         "files": [{"name": f.name, "content": f.content} for f in job.files],
-        "entry": job.files[0].name,
-        "mode": runtime.mode,
+        "entry": entry,
         "args": list(job.args),
         "stdin": job.stdin,
         "interactive": job.interactive,
-        "env": CHILD_ENV,
+        "tty": TERMINAL_SIZE if job.tty else None,
+        "compile": runtime.compile_command(entry) or None,
+        "run": list(runtime.run) or None,
     }
 
 
@@ -143,12 +50,18 @@ class Executor:
     """Executes jobs of one worker: claim (or cold-start), run, stream, destroy."""
 
     def __init__(
-        self, engine: Engine, pools: dict[str, Pool], redis: Redis, max_output_bytes: int
+        self,
+        engine: Engine,
+        pools: dict[str, Pool],
+        redis: Redis,
+        max_output_bytes: int,
+        compile_timeout_s: float,
     ) -> None:
         self._engine = engine
         self._pools = pools
         self._redis = redis
         self._max_output = max_output_bytes
+        self._compile_timeout = compile_timeout_s
 
     async def execute(
         self, job: wire.Job, publisher: ExecutionPublisher, read_at: float
@@ -195,70 +108,17 @@ class Executor:
             if not await publisher.set_status(Status.PREPARING, Status.RUNNING):
                 return None
             output = Output(self._max_output)
-            outcome = await self._run(container, job, publisher, output)
+            compile_limit = self._compile_timeout if pool.runtime.compiled else None
+            run = Run(self._redis, container, job, publisher, output, compile_limit)
+            outcome = await run()
             if outcome.failure_code == "agent_lost":
                 outcome = await self._explain_loss(container, outcome)
-            result = self._result(job, outcome, output, start, queue_s, t0, t_run, time.monotonic())
+            result = self._result(job, outcome, output, start, queue_s, t0, t_run, run.phases)
             with anyio.CancelScope(shield=True):
                 await publisher.finish(result)
             return result
         finally:
             pool.discard(container)
-
-    async def _run(
-        self, container: Container, job: wire.Job, publisher: ExecutionPublisher, output: Output
-    ) -> RunOutcome:
-        """Relay output until EXIT, the deadline, the output cap, a kill, or being superseded.
-
-        The deadline covers only the program: output goes to the publisher's buffer, and
-        what is left is written after the run.
-        """
-        outcome = RunOutcome(Status.FAILED, failure_code="agent_lost")
-        superseded = False
-        with anyio.move_on_after(job.timeout_s) as deadline:
-            async with anyio.create_task_group() as tg:
-                run_scope = tg.cancel_scope
-
-                def kill() -> None:
-                    nonlocal outcome
-                    outcome = RunOutcome(Status.ABORTED, signal="SIGKILL")
-                    run_scope.cancel()
-
-                def give_up() -> None:
-                    nonlocal superseded
-                    superseded = True
-                    run_scope.cancel()
-
-                tg.start_soon(relay_control, self._redis, job.execution_id, container, kill)
-                tg.start_soon(publisher.pump, give_up)
-                outcome = await self._relay(container, publisher, output) or outcome
-                run_scope.cancel()
-        if superseded:
-            raise Superseded(f"execution {job.execution_id} was taken over")
-        if deadline.cancelled_caught:
-            outcome = RunOutcome(Status.TIMED_OUT, signal="SIGKILL")
-        for name in _STREAMS.values():
-            rest = output.flush(name)
-            if rest:
-                publisher.output(name, rest)
-        await publisher.flush()
-        return outcome
-
-    async def _relay(
-        self, container: Container, publisher: ExecutionPublisher, output: Output
-    ) -> RunOutcome | None:
-        """The agent's frames to the publisher; the outcome, or None if the output ended."""
-        async for kind, payload in container.frames():
-            stream = _STREAMS.get(kind)
-            if stream is not None:
-                text = output.add(stream, payload)
-                if text:
-                    publisher.output(stream, text)
-                if output.truncated:
-                    return RunOutcome(Status.OUTPUT_EXCEEDED, signal="SIGKILL")
-            elif kind == agent.EXIT:
-                return _exited(payload)
-        return None
 
     async def _explain_loss(self, container: Container, outcome: RunOutcome) -> RunOutcome:
         """A vanished agent (PID 1) was a memory kill when the engine saw an OOM."""
@@ -280,12 +140,14 @@ class Executor:
         queue_s: float,
         t0: float,
         t_run: float,
-        t_end: float,
+        phases: Phases,
     ) -> wire.Result:
+        t_end = time.monotonic()
         timings = wire.Timings(
             queue_ms=round(queue_s * 1e3, 2),
             start_ms=round((t_run - t0) * 1e3, 2),
-            run_ms=round((t_end - t_run) * 1e3, 2),
+            compile_ms=phases.compile_ms,
+            run_ms=round((t_end - phases.started) * 1e3, 2),
             total_ms=round((queue_s + t_end - t0) * 1e3, 2),
         )
         return wire.Result(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -24,12 +25,18 @@ import anyio
 from poolmgr.engine import Engine
 from poolmgr.engine_errors import EngineError
 from runtimes import agent
-from runtimes.registry import RUNTIMES, Runtime
+from runtimes.registry import RUNTIMES
+from runtimes.runtime import Runtime
 from runtimes.settings import Settings
 
 DOCKERFILES = Path(__file__).resolve().parent.parent / "dockerfiles"
+AGENT = Path(agent.__file__).resolve().parent
+# The image's entry point: the agent package sits beside it, at /opt/coderunner/agent.
+AGENT_MAIN = b"import sys\n\nfrom agent.__main__ import main\n\nmain(sys.argv[1:])\n"
 LOCAL_BASE = "coderunner-base:bookworm"
 HASH_LABEL = "code-runner.build-hash"
+VERSION_LABEL = "code-runner.version"
+VERSION_FILE = "/opt/coderunner/version"  # each Dockerfile writes its language's version here
 # An image from a root filesystem tarball, the way official base images are made.
 ROOTFS_DOCKERFILE = b"FROM scratch\nADD rootfs.tar /\n"
 
@@ -49,11 +56,18 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def _context(runtime: Runtime) -> tuple[bytes, str]:
-    """The build context (Dockerfile + agent) as a tar, and a hash of its inputs."""
+    """The build context as a tar, and a hash of its inputs: the Dockerfile, the agent
+    package with its start script, and the language's own files (`dockerfiles/<language>/`)."""
     files = {
         "Dockerfile": (DOCKERFILES / runtime.dockerfile).read_bytes(),
-        "agent.py": Path(agent.__file__).read_bytes(),
+        "agent_main.py": AGENT_MAIN,
     }
+    for source in sorted(AGENT.glob("*.py")):
+        files[f"agent/{source.name}"] = source.read_bytes()
+    support = DOCKERFILES / runtime.language
+    for source in sorted(support.rglob("*")) if support.is_dir() else []:
+        if source.is_file():
+            files[f"{runtime.language}/{source.relative_to(support)}"] = source.read_bytes()
     buf = io.BytesIO()
     digest = hashlib.sha256()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -152,8 +166,20 @@ async def build_runtime(engine: Engine, runtime: Runtime, settings: Settings, ou
     _say(out, f"building {tag}")
     buildargs = {"BASE": settings.base_image}
     await _build(engine, io.BytesIO(context), tag, buildargs, {HASH_LABEL: digest}, out)
-    _say(out, f"built {tag}")
+    version = (await engine.read_image_file(tag, VERSION_FILE)).decode().strip()
+    labels = {HASH_LABEL: digest, VERSION_LABEL: version}
+    await _build(engine, io.BytesIO(_label_context(tag, labels)), tag, {}, labels, out)
+    _say(out, f"built {tag} ({runtime.language} {version})")
     return tag
+
+
+def _label_context(image: str, labels: Mapping[str, str]) -> bytes:
+    """A build context that only labels `image`: the version is known once it is built."""
+    lines = [f"FROM {image}", *(f"LABEL {k}={json.dumps(v)}" for k, v in labels.items())]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        _add_bytes(tar, "Dockerfile", "\n".join(lines).encode() + b"\n")
+    return buf.getvalue()
 
 
 async def _build_all(settings: Settings, languages: list[str], out: TextIO) -> None:

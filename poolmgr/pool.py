@@ -23,7 +23,7 @@ from poolmgr.engine import Engine
 from poolmgr.engine_errors import EngineError
 from poolmgr.sandbox import container_config
 from poolmgr.sizing import DemandSizer
-from runtimes.registry import Runtime
+from runtimes.runtime import Runtime
 from runtimes.settings import Settings
 
 log = logging.getLogger(__name__)

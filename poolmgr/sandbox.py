@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runtimes.registry import Runtime
+from runtimes.runtime import Runtime
 from runtimes.settings import Settings
 
 LABEL = "code-runner"
@@ -17,6 +17,13 @@ LABEL_CLUSTER = "code-runner.cluster"
 RUNNER_UID = "10001:10001"
 DEFAULT_MEMORY_MB = 256
 WORKSPACE_OPTIONS = "rw,exec,nosuid,nodev,uid=10001,gid=10001,mode=0700"
+# The environment of the agent and so of every program; a runtime adds its own.
+PROGRAM_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/workspace",
+    "LANG": "C.UTF-8",
+    "TMPDIR": "/tmp",
+}
 
 
 @functools.cache
@@ -48,6 +55,8 @@ def container_config(runtime: Runtime, settings: Settings) -> dict[str, Any]:
     memory = DEFAULT_MEMORY_MB * 1024 * 1024
     return {
         "Image": runtime.image(settings.image_prefix),
+        "Cmd": runtime.agent_command(),
+        "Env": [f"{k}={v}" for k, v in {**PROGRAM_ENV, **runtime.env}.items()],
         "User": RUNNER_UID,
         "AttachStdin": True,
         "AttachStdout": True,

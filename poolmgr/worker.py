@@ -33,12 +33,15 @@ class Worker:
         self._redis = redis
         limiter = anyio.CapacityLimiter(settings.max_concurrent_creates)
         self.pools = {
-            lang: Pool(rt, self.engine, settings, limiter) for lang, rt in RUNTIMES.items()
+            lang: Pool(RUNTIMES[lang], self.engine, settings, limiter)
+            for lang in settings.worker_languages
         }
         transitions = Transitions(redis)
         self.queue = queue = JobQueue(redis, settings.worker_id, transitions, settings.result_ttl_s)
         self.heartbeat = Heartbeat(redis, settings.worker_id, settings.heartbeat_ttl_s)
-        executor = Executor(self.engine, self.pools, redis, settings.max_output_bytes)
+        executor = Executor(
+            self.engine, self.pools, redis, settings.max_output_bytes, settings.compile_timeout_s
+        )
         languages = list(self.pools)
         in_flight: set[str] = set()
         self.recovery = Recovery(

@@ -39,3 +39,6 @@ DEAD_LETTERS = f"{PREFIX}dead"
 
 ACTIVE = f"{PREFIX}active"
 """Sorted set of executions not yet terminal, scored by acceptance time, for the sweeper."""
+
+RUNTIME_VERSIONS = f"{PREFIX}runtimes"
+"""Hash of language -> version, as the workers read it from their runtime images."""

@@ -1,45 +1,27 @@
-"""The languages code-runner can run, and how each one is built and started."""
+"""The languages code-runner can run: every module of `runtimes/languages/` defines one.
+
+Adding a language is one module there (a `RUNTIME`) and one Dockerfile in `dockerfiles/`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import pkgutil
+
+from runtimes import languages
+from runtimes.runtime import Runtime
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """One language: its image, its entry file and how the in-container agent starts it.
-
-    `mode` tells the agent how to run the entry point: `python` runs it inside a fork
-    of the agent's already-loaded interpreter (no interpreter start-up on the warm path).
-    `weight` is what one run costs a worker's capacity (`CODERUNNER_WORKER_SLOTS`).
-    """
-
-    language: str
-    version: str
-    aliases: tuple[str, ...]
-    dockerfile: str
-    entry: str
-    mode: str
-    compiled: bool = False
-    weight: int = 1
-
-    def image(self, prefix: str) -> str:
-        return f"{prefix}-{self.language}:{self.version}"
+def _discover() -> dict[str, Runtime]:
+    found = {}
+    for module in sorted(m.name for m in pkgutil.iter_modules(languages.__path__)):
+        runtime = importlib.import_module(f"{languages.__name__}.{module}").RUNTIME
+        assert isinstance(runtime, Runtime) and runtime.language == module, module
+        found[runtime.language] = runtime
+    return found
 
 
-RUNTIMES: dict[str, Runtime] = {
-    rt.language: rt
-    for rt in (
-        Runtime(
-            language="python",
-            version="3.11",
-            aliases=("py", "python3"),
-            dockerfile="python.Dockerfile",
-            entry="main.py",
-            mode="python",
-        ),
-    )
-}
+RUNTIMES: dict[str, Runtime] = _discover()
 
 _BY_NAME = {name: rt for rt in RUNTIMES.values() for name in (rt.language, *rt.aliases)}
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from runtimes.registry import RUNTIMES
+from runtimes.registry import RUNTIMES, lookup
 
 PREFIX = "CODERUNNER_"
 
@@ -118,8 +118,9 @@ def _schedule(raw: str, name: str) -> tuple[MinSchedule, ...]:
 
 
 def _pool_policy(env: Mapping[str, str], language: str) -> PoolPolicy:
-    """Per-language variables (`..._PYTHON`) override the all-language ones."""
-    d = PoolPolicy()
+    """Per-language variables (`..._PYTHON`) override the all-language ones, which override
+    the language's own defaults (min 1, max by its weight)."""
+    d = PoolPolicy(max=RUNTIMES[language].pool_max)
 
     def name(base: str) -> str:
         specific = f"{base}_{language.upper()}"
@@ -138,6 +139,19 @@ def _pool_policy(env: Mapping[str, str], language: str) -> PoolPolicy:
         raise SettingsError(f"{language} pool: {exc}") from None
 
 
+def _languages(raw: str) -> tuple[str, ...]:
+    """`"java,go"`: the languages a worker serves (all when empty); aliases are accepted."""
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        return tuple(RUNTIMES)
+    unknown = [n for n in names if lookup(n) is None]
+    if unknown:
+        raise SettingsError(
+            f"{PREFIX}WORKER_LANGUAGES: unknown {unknown}; known: {', '.join(sorted(RUNTIMES))}"
+        )
+    return tuple(dict.fromkeys(rt.language for n in names if (rt := lookup(n))))
+
+
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -152,6 +166,8 @@ class Settings:
     docker_url: str = "unix:///var/run/docker.sock"
     worker_id: str = field(default_factory=_default_worker_id)
     worker_slots: int = 8
+    worker_languages: tuple[str, ...] = tuple(RUNTIMES)
+    compile_timeout_s: float = 20.0
     worker_metrics_port: int = 9100
     pool_policies: Mapping[str, PoolPolicy] = field(default_factory=dict)
     warm_ttl_s: float = 600.0
@@ -191,6 +207,8 @@ class Settings:
             docker_url=env.get(PREFIX + "DOCKER_URL", d.docker_url),
             worker_id=env.get(PREFIX + "WORKER_ID") or d.worker_id,
             worker_slots=_int(env, "WORKER_SLOTS", d.worker_slots, lo=1),
+            worker_languages=_languages(env.get(PREFIX + "WORKER_LANGUAGES", "")),
+            compile_timeout_s=_float(env, "COMPILE_TIMEOUT_S", d.compile_timeout_s),
             worker_metrics_port=_int(env, "WORKER_METRICS_PORT", d.worker_metrics_port),
             pool_policies={lang: _pool_policy(env, lang) for lang in RUNTIMES},
             warm_ttl_s=_float(env, "WARM_TTL_S", d.warm_ttl_s),

@@ -32,6 +32,7 @@ class Job:
     timeout_s: float = 10.0
     memory_mb: int = 256
     interactive: bool = False
+    tty: bool = False
     enqueued_at: float = 0.0
     attempt: int = 0
 

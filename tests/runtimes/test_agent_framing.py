@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtimes import agent
+from runtimes.agent import protocol as agent
 
 frames = st.lists(
     st.tuples(st.sampled_from([agent.STDOUT, agent.STDERR, agent.EXIT]), st.binary(max_size=300)),

@@ -8,62 +8,67 @@ from collections.abc import Iterator
 
 import pytest
 
-from runtimes import agent
+from runtimes.agent.stdin import EOT, MAX_PENDING_STDIN, Stdin
 
-FLOOD = agent.frame(agent.STDIN, b"x" * agent.CHUNK) * 256  # 16 MiB
-
-
-def mid_run() -> tuple[agent.Session, int]:
-    """A session mid-run, and the read end of its program's stdin (read only when a test says)."""
-    session = agent.Session(control=-1, out=-1)  # frames are fed in directly; none are sent
-    program_stdin, session.stdin_w = os.pipe()
-    os.set_blocking(session.stdin_w, False)
-    return session, program_stdin
-
-
-def close(session: agent.Session) -> None:
-    if session.stdin_w is not None:
-        os.close(session.stdin_w)
-    session.sel.close()
+FLOOD = b"x" * (16 * 1024 * 1024)
 
 
 @pytest.fixture
-def run() -> Iterator[tuple[agent.Session, int]]:
-    session, program_stdin = mid_run()
-    yield session, program_stdin
-    os.close(program_stdin)
-    close(session)
+def pipe() -> Iterator[tuple[int, int]]:
+    r, w = os.pipe()
+    yield r, w
+    for fd in (r, w):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
-def feed(session: agent.Session, *frames: bytes) -> None:
-    session._on_control(b"".join(frames))
+def test_input_before_the_program_exists_is_kept_then_delivered(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    stdin = Stdin()
+    stdin.add(b"typed early\n")
+    stdin.end()
+    stdin.attach(w, tty=False)
+    assert stdin.flush() is False
+    assert os.read(r, 100) == b"typed early\n"
+    assert os.read(r, 100) == b"", "end of stdin must close the program's stdin"
 
 
-def test_input_reaches_the_program_then_its_end(run: tuple[agent.Session, int]) -> None:
-    session, program_stdin = run
-    feed(session, agent.frame(agent.STDIN, b"hi\n"), agent.frame(agent.STDIN_EOF))
-    assert os.read(program_stdin, 100) == b"hi\n"
-    assert os.read(program_stdin, 100) == b""
+def test_input_after_its_end_is_dropped() -> None:
+    stdin = Stdin()
+    stdin.end()
+    stdin.add(FLOOD)
+    assert len(stdin.pending) == 0
 
 
-def test_input_after_the_end_of_stdin_is_dropped(run: tuple[agent.Session, int]) -> None:
-    session, program_stdin = run
-    feed(session, agent.frame(agent.STDIN_EOF), FLOOD)
-    assert session.pending_stdin == b""
-    assert os.read(program_stdin, 100) == b""
+def test_input_for_a_program_that_does_not_read_is_bounded(pipe: tuple[int, int]) -> None:
+    _, w = pipe
+    stdin = Stdin()
+    stdin.attach(w, tty=False)
+    stdin.add(FLOOD)
+    assert stdin.flush() is True  # the pipe is full: wait for the program
+    assert len(stdin.pending) <= MAX_PENDING_STDIN
 
 
-def test_input_the_program_does_not_read_is_bounded(run: tuple[agent.Session, int]) -> None:
-    session, _ = run
-    feed(session, FLOOD)
-    assert len(session.pending_stdin) <= agent.MAX_PENDING_STDIN
+def test_a_program_that_closed_its_stdin_ends_it(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    stdin = Stdin()
+    stdin.attach(w, tty=False)
+    os.close(r)
+    stdin.add(b"nobody reads this")
+    assert stdin.flush() is False
+    assert stdin.closed and stdin.ended
+    stdin.add(FLOOD)
+    assert len(stdin.pending) == 0
 
 
-def test_input_after_the_program_closed_its_stdin_is_dropped() -> None:
-    session, program_stdin = mid_run()
-    os.close(program_stdin)
-    feed(session, agent.frame(agent.STDIN, b"first"))
-    assert session.stdin_w is None  # the pipe has no reader left: stdin ended
-    feed(session, FLOOD)
-    assert session.pending_stdin == b""
-    close(session)
+def test_a_terminal_gets_end_of_transmission_and_stays_open(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    stdin = Stdin()
+    stdin.attach(w, tty=True)
+    stdin.add(b"hi\n")
+    stdin.end()
+    stdin.flush()
+    assert os.read(r, 100) == b"hi\n" + EOT
+    os.write(w, b"!")  # the descriptor is still open: the agent reads the terminal from it

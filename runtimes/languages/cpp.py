@@ -1,0 +1,13 @@
+"""C++ (g++): every .cpp file compiled into one binary; stdout line-buffered so output is live."""
+
+from runtimes.runtime import Runtime
+
+RUNTIME = Runtime(
+    language="cpp",
+    aliases=("c++", "g++", "cxx"),
+    entry="main.cpp",
+    mode="exec",
+    compile=("sh", "-c", "g++ -std=c++17 -O2 -pipe -o main *.cpp"),
+    run=("stdbuf", "-oL", "./main"),
+    pool_max=4,
+)

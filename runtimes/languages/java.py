@@ -1,0 +1,23 @@
+"""Java: a started JVM compiles every .java file in memory (javax.tools) and runs `main`."""
+
+from runtimes.runtime import Runtime
+
+RUNTIME = Runtime(
+    language="java",
+    aliases=("jdk",),
+    entry="Main.java",
+    mode="launcher",
+    launcher=(
+        "java",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-XX:-UsePerfData",
+        "-Xshare:auto",
+        "-cp",
+        "/opt/coderunner",
+        "Launcher",
+    ),
+    compiles=True,
+    weight=2,
+    pool_max=3,
+)
