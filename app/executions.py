@@ -14,9 +14,12 @@ from runtimes.registry import RUNTIMES
 from runtimes.transitions import Transitions
 
 STDIN_OK, STDIN_CLOSED, STDIN_LIMIT = "ok", "closed", "limit"
+# Each queued frame costs Redis a list entry whatever its size: their number is capped too.
+MAX_STDIN_FRAMES = 10_000
 # Stdin is counted in the execution's hash: `stdin_bytes` (the request's stdin, written at
-# submit, and every frame so far) and `stdin_closed` (end of stdin was sent).
-# KEYS: execution, control. ARGV: message, its bytes of stdin, eof (1 or 0), limit, ttl.
+# submit, and every frame so far), `stdin_frames`, and `stdin_closed` (end of stdin was sent).
+# KEYS: execution, control. ARGV: message, its bytes of stdin, eof (1 or 0), limit, ttl,
+# frame limit.
 # Replies: ok, closed, limit, missing, or the execution's end status.
 _SEND_STDIN = (
     "local terminal = {"
@@ -28,6 +31,7 @@ if terminal[current] then return current end
 if redis.call('HEXISTS', KEYS[1], 'stdin_closed') == 1 then return 'closed' end
 local total = tonumber(redis.call('HGET', KEYS[1], 'stdin_bytes') or '0') + tonumber(ARGV[2])
 if total > tonumber(ARGV[4]) then return 'limit' end
+if redis.call('HINCRBY', KEYS[1], 'stdin_frames', 1) > tonumber(ARGV[6]) then return 'limit' end
 redis.call('HINCRBY', KEYS[1], 'stdin_bytes', ARGV[2])
 if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'stdin_closed', 1) end
 redis.call('RPUSH', KEYS[2], ARGV[1])
@@ -85,10 +89,18 @@ class ExecutionStore:
         """Queue a stdin message for the execution's worker (kept while it is still queued).
 
         STDIN_OK, or why not: STDIN_CLOSED (after end of stdin), STDIN_LIMIT (the request's
-        stdin and all frames together may not pass `max_stdin_bytes`), or its end status.
+        stdin and all frames together may not pass `max_stdin_bytes`, nor the frames number
+        more than MAX_STDIN_FRAMES), or its end status.
         """
         keys_ = [keys.execution(execution_id), keys.control(execution_id)]
-        args: list[EncodableT] = [message, size, int(eof), self._max_stdin, self._ttl]
+        args: list[EncodableT] = [
+            message,
+            size,
+            int(eof),
+            self._max_stdin,
+            self._ttl,
+            MAX_STDIN_FRAMES,
+        ]
         reply = await self._send_stdin(keys=keys_, args=args)
         return reply.decode() if isinstance(reply, bytes) else str(reply)
 

@@ -63,6 +63,8 @@ def parse_command(raw: str, max_stdin_bytes: int) -> Command:
     data, eof = message.get("data"), message.get("eof", False)
     if (data is not None and not isinstance(data, str)) or not isinstance(eof, bool):
         return Command("invalid", problem="stdin takes a string 'data' and/or 'eof': true")
+    if not data and not eof:
+        return Command("invalid", problem="a stdin frame carries non-empty 'data' or 'eof': true")
     size = len(data.encode()) if data is not None else 0
     if size > max_stdin_bytes:
         return Command("invalid", problem=f"a stdin frame is limited to {max_stdin_bytes} bytes")

@@ -15,7 +15,7 @@ from poolmgr import metrics
 from poolmgr.redis_retry import until_redis
 from runtimes import wire
 from runtimes.lifecycle import Status, check_transition
-from runtimes.transitions import OK, Transitions
+from runtimes.transitions import OK, STALE, Transitions
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,9 @@ class ExecutionPublisher:
         self.status, self._since = new, now
 
     async def set_status(self, *statuses: Status) -> bool:
-        """Move through `statuses` in order (skipping the current one), in one round trip."""
+        """Move through `statuses` in order (skipping the current one), in one round trip;
+        False if the execution had ended or another entry of it runs, `Superseded` if this
+        attempt was handed to another worker."""
         todo = [s for s in statuses if s is not self.status]
         previous = self.status
         for status in todo:
@@ -80,6 +82,7 @@ class ExecutionPublisher:
         reply = await until_redis(
             lambda: self._transitions.advance(self._job, self.owner, todo), "setting a status"
         )
+        _raise_if_superseded(reply)
         if reply != OK:
             log.info(
                 "execution=%s already %s: not moving to %s", self._job.execution_id, reply, todo
@@ -138,18 +141,26 @@ class ExecutionPublisher:
                 self._unconfirmed = []
 
     async def finish(self, result: wire.Result) -> bool:
-        """Record the terminal result, unless another party ended the execution first."""
+        """Record the terminal result, unless another party ended the execution first;
+        `Superseded` if this attempt was handed to another worker meanwhile: its entry is
+        theirs to settle then, and acking it here could lose their re-run."""
         check_transition(self.status, result.status)
         reply = await until_redis(
             lambda: self._transitions.finish(self._job.attempt, self.owner, result, self._ttl),
             "recording a result",
         )
+        _raise_if_superseded(reply)
         if reply != OK:
             log.info("execution=%s already %s: result dropped", self._job.execution_id, reply)
             return False
         self._record(result.status, result.failure_code)
         metrics.count_end(result)
         return True
+
+
+def _raise_if_superseded(reply: str) -> None:
+    if reply == STALE:
+        raise Superseded(f"this attempt is {reply}: another worker has the job")
 
 
 def _pieces(chunks: list[tuple[Stream, list[str]]]) -> list[tuple[Stream, str]]:

@@ -23,9 +23,12 @@ INVALID_JOB = "invalid_job"
 
 # KEYS: stream, execution. ARGV: job, old entry id, group. The next attempt's entry replaces
 # the old one (and is recorded on the execution for the sweeper); a re-sent swap whose old
-# entry is already gone does nothing, so a lost reply never queues the job twice.
+# entry is already gone queues nothing, so a lost reply never queues the job twice.
 _SWAP = """
-if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then return 'gone' end
+if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then
+  redis.call('XACK', KEYS[1], ARGV[3], ARGV[2])
+  return 'gone'
+end
 local entry = redis.call('XADD', KEYS[1], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[2], 'entry', entry)
 redis.call('XACK', KEYS[1], ARGV[3], ARGV[2])

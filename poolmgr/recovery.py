@@ -48,6 +48,7 @@ class Recovery:
         self._ttl = result_ttl_s
         self._interval = interval_s
         self._in_flight = in_flight
+        self._sweep_from = 0
 
     async def run(self) -> None:
         """The watchdog: every interval, settle the jobs of dead workers, then sweep."""
@@ -111,7 +112,12 @@ class Recovery:
     async def sweep(self) -> int:
         """End every execution not terminal whose job is in no stream; returns how many."""
         horizon = time.time() - SWEEP_AFTER_S
-        ids = await self._redis.zrangebyscore(keys.ACTIVE, "-inf", horizon, 0, SWEEP_BATCH)
+        ids = await self._redis.zrangebyscore(
+            keys.ACTIVE, "-inf", horizon, self._sweep_from, SWEEP_BATCH
+        )
+        # A backlog of live executions older than an orphan must not hide it: the next pass
+        # goes on from here, and starts over once it has seen them all.
+        self._sweep_from = self._sweep_from + len(ids) if len(ids) == SWEEP_BATCH else 0
         swept = 0
         for raw in cast(list[bytes], ids):
             execution_id = raw.decode()

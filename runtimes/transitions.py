@@ -10,6 +10,7 @@ handling worker, the attempt it bumped, the last output `seq` it stored).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
@@ -20,6 +21,7 @@ from runtimes.lifecycle import TERMINAL, Status
 OK = "ok"
 ABORTED_NOW, KILL_SENT = "aborted-now", "kill-sent"
 ALIVE, ORPHAN = "alive", "orphan"
+STALE = "stale"  # the write came from an attempt that was handed to another worker
 _TERMINAL = "{" + ", ".join(f'["{s.value}"] = true' for s in sorted(TERMINAL)) + "}"
 # Every script starts here: a missing execution is left alone.
 _CURRENT = f"""
@@ -128,15 +130,20 @@ return 'ok'
 )
 
 # KEYS: execution, channel, control, active, job stream.
-# ARGV: aborted result, exit event, kill message, ttl, execution id.
+# ARGV: aborted result, exit event, kill message, ttl, execution id, token of this abort.
 # A queued execution ends here and now, and its stream entry goes, so no worker spends a
 # container on it; a started one is killed by its worker.
 _ABORT = (
     _CURRENT
+    + """
+if current == 'aborted' and redis.call('HGET', KEYS[1], 'finished_by') == ARGV[6] then
+  return 'aborted-now'
+end
+"""
     + _NOT_ENDED
     + """
 if current == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'aborted', 'result', ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', 'aborted', 'result', ARGV[1], 'finished_by', ARGV[6])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
   redis.call('DEL', KEYS[3])
   redis.call('ZREM', KEYS[4], ARGV[5])
@@ -153,8 +160,11 @@ return 'kill-sent'
 
 # KEYS: execution, job stream, active. ARGV: job, language, accepted at, execution id,
 # stdin bytes, interactive (1/0). Recorded as queued and appended to its stream in one step,
-# with the entry id; a run that is not interactive has its stdin closed from the start.
+# with the entry id; a run that is not interactive has its stdin closed from the start. A
+# re-sent submit finds its execution recorded and queues nothing more.
 _SUBMIT = """
+local recorded = redis.call('HGET', KEYS[1], 'entry')
+if recorded then return recorded end
 local entry = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'queued', 'language', ARGV[2], 'attempt', 0,
            'entry', entry, 'stdin_bytes', ARGV[5])
@@ -258,7 +268,10 @@ class Transitions:
         return _text(await self._requeue(keys=keys_, args=[job.attempt, event]))
 
     async def abort(self, execution_id: str, language: str, ttl_s: int) -> str:
-        """ABORTED_NOW (it was queued), KILL_SENT (its worker kills it), or its end status."""
+        """ABORTED_NOW (it was queued), KILL_SENT (its worker kills it), or its end status.
+
+        A token of this call lets a re-sent abort recognise that it was the one that ended it.
+        """
         result = wire.Result(execution_id=execution_id, language=language, status=Status.ABORTED)
         keys_ = [
             keys.execution(execution_id),
@@ -273,6 +286,7 @@ class Transitions:
             KILL,
             ttl_s,
             execution_id,
+            uuid.uuid4().hex,
         ]
         return _text(await self._abort(keys=keys_, args=args))
 

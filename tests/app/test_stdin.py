@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.executions import STDIN_CLOSED, STDIN_LIMIT, STDIN_OK, ExecutionStore
+from app.ws import parse_command
 from coderunner.redis_server import EmbeddedRedis
 from runtimes import keys, wire
 from runtimes.redis_client import connect
@@ -92,3 +93,22 @@ async def test_a_run_that_is_not_interactive_takes_no_stdin_frames(redis: Redis)
     await store.submit(job)
     assert await store.send_stdin(job.execution_id, _stdin("x"), 1, False) == STDIN_CLOSED
     assert await redis.exists(keys.control(job.execution_id)) == 0
+
+
+@pytest.mark.anyio
+async def test_stdin_frames_are_capped_in_number_too(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.executions.MAX_STDIN_FRAMES", 3)
+    store = ExecutionStore(redis, ttl_s=60, max_stdin_bytes=10)
+    job = wire.Job(uuid.uuid4().hex, "python", (), interactive=True)
+    await store.submit(job)
+    replies = [await store.send_stdin(job.execution_id, _stdin("x"), 1, False) for _ in range(5)]
+    assert replies == [STDIN_OK] * 3 + [STDIN_LIMIT] * 2
+    assert await redis.llen(keys.control(job.execution_id)) == 3
+
+
+def test_an_empty_stdin_frame_is_refused() -> None:
+    for raw in ('{"type": "stdin"}', '{"type": "stdin", "data": ""}'):
+        assert parse_command(raw, 100).kind == "invalid"
+    assert parse_command('{"type": "stdin", "eof": true}', 100).kind == "stdin"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from coderunner.redis_server import EmbeddedRedis
-from tests.client import Client
+from tests.client import Client, Watched
 from tests.polling import until
 from tests.poolmgr.test_reaping import containers_of
 from tests.processes import free_port, start, stop
@@ -98,24 +98,26 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path) -> None:
             code = "import time\nprint('before', flush=True)\ntime.sleep(3)\nprint('after')"
             execution_id = client.submit(code=code, timeout_s=20)
             assert until(lambda: running(client, execution_id), 30)
-            pool = ThreadPoolExecutor(1)
-            watcher = pool.submit(client.watch, execution_id, 60)
-            redis.shutdown()
-            refused = client.request(
-                "POST", "/api/v1/execute", {"language": "python", "code": "print(1)"}
-            )
-            assert refused.status == 503
-            assert refused.body["error"]["code"] == "queue_unavailable"
-            assert refused.headers.get("retry-after") == "1"
-            assert client.request("GET", "/readyz").status == 503
-            time.sleep(0.5)
-            redis.start()
-            assert until(lambda: status(client, execution_id)["status"] == "completed", 30)
+            with client.socket(execution_id) as ws:
+                frames = [json.loads(ws.recv(timeout=30))]  # watching before Redis goes
+                while "before\n" not in [f.get("data") for f in frames]:
+                    frames.append(json.loads(ws.recv(timeout=30)))
+                redis.shutdown()
+                refused = client.request(
+                    "POST", "/api/v1/execute", {"language": "python", "code": "print(1)"}
+                )
+                assert refused.status == 503
+                assert refused.body["error"]["code"] == "queue_unavailable"
+                assert refused.headers.get("retry-after") == "1"
+                assert client.request("GET", "/readyz").status == 503
+                time.sleep(0.5)
+                redis.start()
+                while frames[-1]["type"] != "exit":
+                    frames.append(json.loads(ws.recv(timeout=60)))
+            seen = Watched(frames, None)
+            assert seen.text() == "before\nafter\n" and seen.exit["status"] == "completed"
             result = status(client, execution_id)
             assert result["stdout"] == "before\nafter\n"
-            seen = watcher.result(timeout=60)
-            pool.shutdown()
-            assert seen.text() == "before\nafter\n" and seen.exit["status"] == "completed"
             assert client.run(code="print('again')")["stdout"] == "again\n"
         finally:
             assert stop(proc) == 0

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from coderunner.redis_server import EmbeddedRedis
-from poolmgr.publisher import ExecutionPublisher
+from poolmgr.publisher import ExecutionPublisher, Superseded
 from runtimes import keys, wire
 from runtimes.lifecycle import Status
 from runtimes.transitions import Transitions
@@ -76,3 +76,11 @@ async def test_runs_of_one_stream_coalesce_in_order(redis: Redis) -> None:
         wire.OutputEvent("stderr", "e", 1),
         wire.OutputEvent("stdout", "4", 2),
     ]
+
+
+async def test_a_superseded_attempt_cannot_finish_and_says_so(redis: Redis) -> None:
+    publisher = await _running(redis)
+    assert await Transitions(redis).requeue(publisher._job) == "ok"  # a peer took it over
+    result = wire.Result(publisher._job.execution_id, "python", Status.COMPLETED, 0)
+    with pytest.raises(Superseded):
+        await publisher.finish(result)

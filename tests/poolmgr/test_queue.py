@@ -111,3 +111,16 @@ async def test_only_dead_consumers_that_own_nothing_are_forgotten(redis: Redis) 
         for row in await redis.xinfo_consumers(keys.job_stream(lang), keys.WORKER_GROUP)
     }
     assert names == {dead_busy.worker_id, live.worker_id}
+
+
+async def test_a_retry_of_an_entry_already_gone_leaves_nothing_pending(redis: Redis) -> None:
+    lang = f"g{uuid.uuid4().hex[:6]}"
+    queue, t = await _queue(redis, lang), Transitions(redis)
+    job = _job(lang)
+    await t.submit(job)
+    (entry,) = await queue.read([lang])
+    await redis.xdel(keys.job_stream(lang), entry.entry_id)  # aborted while it was being read
+    await queue.retry(entry)
+    assert await redis.xlen(keys.job_stream(lang)) == 0
+    pending = await redis.xpending(keys.job_stream(lang), keys.WORKER_GROUP)
+    assert pending["pending"] == 0

@@ -60,3 +60,26 @@ async def test_the_sweeper_ends_only_executions_whose_job_is_gone(redis: Redis) 
     assert await redis.hget(keys.execution(waiting.execution_id), "status") == b"queued"
     assert await recovery.sweep() == 0
     assert await redis.zrange(keys.ACTIVE, 0, -1) == [waiting.execution_id.encode()]
+
+
+async def test_a_backlog_of_older_live_executions_does_not_hide_an_orphan(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("poolmgr.recovery.SWEEP_BATCH", 2)
+    lang = f"b{uuid.uuid4().hex[:6]}"
+    t = Transitions(redis)
+    queue = JobQueue(redis, f"w-{uuid.uuid4().hex[:6]}", t, 60)
+    await queue.ensure_groups([lang])
+    recovery = Recovery(redis, queue, t, [lang], 60, 1.0, set())
+    jobs = [
+        wire.Job(uuid.uuid4().hex, lang, (wire.SourceFile("main.py", ""),), enqueued_at=at)
+        for at in (time.time() - 90, time.time() - 80, time.time() - 70, time.time() - 60)
+    ]
+    for job in jobs:
+        await t.submit(job)
+    orphan = jobs[-1]
+    entry = await redis.hget(keys.execution(orphan.execution_id), "entry")
+    await redis.xdel(keys.job_stream(lang), entry)
+    swept = [await recovery.sweep() for _ in range(3)]
+    assert sum(swept) == 1
+    assert await redis.hget(keys.execution(orphan.execution_id), "status") == b"failed"

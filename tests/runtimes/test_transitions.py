@@ -38,6 +38,12 @@ async def _queued(redis: Redis) -> wire.Job:
     return job
 
 
+def _unserved() -> wire.Job:
+    """A job of a language no worker serves: the session's server must not take it."""
+    lang = f"unserved-{uuid.uuid4().hex[:8]}"
+    return wire.Job(uuid.uuid4().hex, lang, (wire.SourceFile("main.py", ""),))
+
+
 def _frame(seq: int) -> bytes:
     return wire.encode(wire.OutputEvent("stdout", f"line {seq}\n", seq))
 
@@ -134,22 +140,40 @@ async def test_no_output_after_the_end(redis: Redis) -> None:
 
 
 async def test_the_sweeper_finds_an_execution_whose_job_is_gone(redis: Redis) -> None:
-    t = Transitions(redis)
-    job = wire.Job(uuid.uuid4().hex, "python", (wire.SourceFile("main.py", ""),))
+    t, job = Transitions(redis), _unserved()
     entry = await t.submit(job)
-    assert await t.sweep(job.execution_id, "python") == (ALIVE, 0)
-    await redis.xdel(keys.job_stream("python"), entry)  # acked without an end: a lost reply
-    assert await t.sweep(job.execution_id, "python") == (ORPHAN, 0)
-    done = wire.Result(job.execution_id, "python", Status.FAILED)
+    assert await t.sweep(job.execution_id, job.language) == (ALIVE, 0)
+    await redis.xdel(keys.job_stream(job.language), entry)  # acked without an end: a lost reply
+    assert await t.sweep(job.execution_id, job.language) == (ORPHAN, 0)
+    done = wire.Result(job.execution_id, job.language, Status.FAILED)
     assert await t.finish(0, "sweeper", done, 60) == OK
-    assert await t.sweep(job.execution_id, "python") == ("failed", 0)
+    assert await t.sweep(job.execution_id, job.language) == ("failed", 0)
     assert await redis.zscore(keys.ACTIVE, job.execution_id) is None
 
 
 async def test_abort_while_queued_takes_the_job_off_the_stream(redis: Redis) -> None:
-    t = Transitions(redis)
-    job = wire.Job(uuid.uuid4().hex, "python", (wire.SourceFile("main.py", ""),))
+    t, job = Transitions(redis), _unserved()
     entry = await t.submit(job)
-    assert await t.abort(job.execution_id, "python", 60) == ABORTED_NOW
-    assert await redis.xrange(keys.job_stream("python"), entry, entry) == []
+    assert await t.abort(job.execution_id, job.language, 60) == ABORTED_NOW
+    assert await redis.xrange(keys.job_stream(job.language), entry, entry) == []
     assert await redis.zscore(keys.ACTIVE, job.execution_id) is None
+
+
+async def test_a_resent_submit_queues_the_job_once(redis: Redis) -> None:
+    t, job = Transitions(redis), _unserved()
+    first = await t.submit(job)
+    await t.advance(job, OWNER, RUN)
+    assert await t.submit(job) == first  # its reply was lost: sent again
+    assert await redis.hget(keys.execution(job.execution_id), "status") == b"running"
+    assert await redis.xlen(keys.job_stream(job.language)) == 1
+
+
+async def test_a_resent_abort_is_the_abort(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    t, job = Transitions(redis), _unserved()
+    await t.submit(job)
+    token = uuid.uuid4()
+    monkeypatch.setattr("runtimes.transitions.uuid.uuid4", lambda: token)  # the same call
+    assert await t.abort(job.execution_id, job.language, 60) == ABORTED_NOW
+    assert await t.abort(job.execution_id, job.language, 60) == ABORTED_NOW
+    monkeypatch.undo()
+    assert await t.abort(job.execution_id, job.language, 60) == "aborted"  # another DELETE
