@@ -5,10 +5,11 @@ ARG BASE=coderunner-base:bookworm
 FROM ${BASE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* \
  && useradd --uid 10001 --user-group --no-create-home --home-dir /workspace runner \
- && mkdir -p /opt/coderunner /workspace && chown runner:runner /workspace \
- && python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' > /opt/coderunner/version
+ && mkdir -p /opt/coderunner && install -d -o runner -g runner -m 0700 /workspace \
+ && python3 -c "import sys; print('%d.%d.%d' % sys.version_info[:3])" > /opt/coderunner/version
 COPY agent /opt/coderunner/agent
 COPY agent_main.py /opt/coderunner/agent_main.py
 USER 10001:10001

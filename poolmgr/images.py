@@ -24,6 +24,7 @@ import anyio
 
 from poolmgr.engine import Engine
 from poolmgr.engine_errors import EngineError
+from poolmgr.sandbox import VERSION_LABEL
 from runtimes import agent
 from runtimes.registry import RUNTIMES
 from runtimes.runtime import Runtime
@@ -35,7 +36,6 @@ AGENT = Path(agent.__file__).resolve().parent
 AGENT_MAIN = b"import sys\n\nfrom agent.__main__ import main\n\nmain(sys.argv[1:])\n"
 LOCAL_BASE = "coderunner-base:bookworm"
 HASH_LABEL = "code-runner.build-hash"
-VERSION_LABEL = "code-runner.version"
 VERSION_FILE = "/opt/coderunner/version"  # each Dockerfile writes its language's version here
 # An image from a root filesystem tarball, the way official base images are made.
 ROOTFS_DOCKERFILE = b"FROM scratch\nADD rootfs.tar /\n"

@@ -14,6 +14,7 @@ LABEL = "code-runner"
 LABEL_WORKER = "code-runner.worker"
 LABEL_LANGUAGE = "code-runner.language"
 LABEL_CLUSTER = "code-runner.cluster"
+VERSION_LABEL = "code-runner.version"  # on a runtime image: its language's version
 RUNNER_UID = "10001:10001"
 DEFAULT_MEMORY_MB = 256
 WORKSPACE_OPTIONS = "rw,exec,nosuid,nodev,uid=10001,gid=10001,mode=0700"

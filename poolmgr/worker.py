@@ -6,15 +6,19 @@ import logging
 
 import anyio
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from poolmgr.consumer import Consumer
 from poolmgr.engine import Engine
+from poolmgr.engine_errors import EngineError
 from poolmgr.executor import Executor
 from poolmgr.heartbeat import Heartbeat
 from poolmgr.pool import Pool
 from poolmgr.queue import JobQueue
 from poolmgr.reaper import Reaper
 from poolmgr.recovery import Recovery
+from poolmgr.sandbox import VERSION_LABEL
+from runtimes import keys
 from runtimes.registry import RUNTIMES
 from runtimes.settings import Settings
 from runtimes.transitions import Transitions
@@ -87,6 +91,7 @@ class Worker:
         await self.heartbeat.renew()
         await self.reaper.reap_own()
         await self.queue.ensure_groups(list(self.pools))
+        await self._publish_versions()
         await self.recovery.recover(own=True)  # jobs of this worker id's previous life
         log.info("worker %s started: languages=%s", worker_id, list(self.pools))
         try:
@@ -104,6 +109,22 @@ class Worker:
                 await self.reaper.reap_own()
                 await self.engine.aclose()
             log.info("worker %s stopped", worker_id)
+
+    async def _publish_versions(self) -> None:
+        """The versions of this worker's images, for `GET /api/v1/runtimes`."""
+        versions: dict[FieldT, EncodableT] = {}
+        for language, pool in self.pools.items():
+            try:
+                labels = await self.engine.image_labels(
+                    pool.runtime.image(self.settings.image_prefix)
+                )
+            except EngineError as exc:  # the engine is down: the next start tells
+                log.warning("cannot read the %s image's version: %s", language, exc)
+                continue
+            if labels and VERSION_LABEL in labels:
+                versions[language] = labels[VERSION_LABEL]
+        if versions:
+            await self._redis.hset(keys.RUNTIME_VERSIONS, mapping=versions)
 
     async def stop(self) -> None:
         """Stop claiming jobs and let running ones finish within the grace period."""

@@ -141,6 +141,7 @@ class Session:
         if launcher is not None:
             self.sel.register(launcher.control, selectors.EVENT_READ, _LAUNCHER)
         status: int | None = None
+        self._watch_stdin()  # input that arrived before the program did
         while open_sources or status is None:
             for key, _ in self.sel.select():
                 fd, kind = int(key.fd), key.data

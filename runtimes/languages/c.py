@@ -7,7 +7,7 @@ RUNTIME = Runtime(
     aliases=("gcc",),
     entry="main.c",
     mode="exec",
-    compile=("sh", "-c", "gcc -std=gnu17 -O2 -pipe -o main *.c -lm"),
+    compile=("sh", "-c", "gcc -std=gnu17 -O2 -pipe -Wall -fuse-ld=gold -o main *.c -lm"),
     run=("stdbuf", "-oL", "./main"),
     pool_max=4,
 )

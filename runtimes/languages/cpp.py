@@ -1,4 +1,4 @@
-"""C++ (g++): every .cpp file compiled into one binary; stdout line-buffered so output is live."""
+"""C++ (g++): every .cpp file compiled into one binary; stdout line-buffered, so output is live."""
 
 from runtimes.runtime import Runtime
 
@@ -7,7 +7,12 @@ RUNTIME = Runtime(
     aliases=("c++", "g++", "cxx"),
     entry="main.cpp",
     mode="exec",
-    compile=("sh", "-c", "g++ -std=c++17 -O2 -pipe -o main *.cpp"),
+    compile=(
+        "sh",
+        "-c",
+        # The image precompiles <bits/stdc++.h> and <iostream> there, for these exact flags.
+        "g++ -std=c++17 -O2 -pipe -Wall -I/opt/coderunner/pch -fuse-ld=gold -o main *.cpp",
+    ),
     run=("stdbuf", "-oL", "./main"),
     pool_max=4,
 )

@@ -1,4 +1,4 @@
-"""Go: `package main` over any number of files, built with the build cache in the workspace."""
+"""Go: `package main` over any number of files, compiled and linked without the go command."""
 
 from runtimes.runtime import Runtime
 
@@ -7,9 +7,8 @@ RUNTIME = Runtime(
     aliases=("golang",),
     entry="main.go",
     mode="exec",
-    compile=("go", "build", "-o", "main", "."),
+    compile=("sh", "/opt/coderunner/go/build.sh"),
     run=("./main",),
-    env={"GO111MODULE": "off", "GOCACHE": "/workspace/.cache/go", "GOPATH": "/workspace/.go"},
     weight=2,
     pool_max=3,
 )

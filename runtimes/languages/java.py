@@ -13,6 +13,9 @@ RUNTIME = Runtime(
         "-XX:TieredStopAtLevel=1",
         "-XX:-UsePerfData",
         "-Xshare:auto",
+        "-XX:SharedArchiveFile=/opt/coderunner/javac.jsa",  # javac's classes, archived
+        "-XX:MaxRAMPercentage=70",
+        "--add-opens=java.base/java.io=ALL-UNNAMED",  # to adopt the control socket's fd
         "-cp",
         "/opt/coderunner",
         "Launcher",

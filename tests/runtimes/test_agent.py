@@ -107,6 +107,17 @@ def test_a_terminal_run_is_one_stream_and_is_a_tty(tmp_path: Path) -> None:
     assert text.index("err") < text.index("got typed")
 
 
+@pytest.mark.parametrize("mode", ["python", "exec"])
+def test_the_requests_stdin_reaches_a_program_that_waits_for_it(tmp_path: Path, mode: str) -> None:
+    job = (
+        python_job("print(input().upper())", stdin="abc\n")
+        if mode == "python"
+        else {"files": [], "entry": "x", "run": ["sh", "-c", "read x; echo $x"], "stdin": "abc\n"}
+    )
+    ran = run_agent(tmp_path, mode, job, timeout=10)
+    assert ran.text(STDOUT).lower() == "abc\n"
+
+
 def test_interactive_stdin_reaches_the_program(tmp_path: Path) -> None:
     code = "import sys\nfor line in sys.stdin:\n    print(line.strip().upper())"
     ran = run_agent(

@@ -3,6 +3,7 @@ much: a flood of STDIN frames must not grow PID 1 until the sandbox is OOM-kille
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -18,10 +19,8 @@ def pipe() -> Iterator[tuple[int, int]]:
     r, w = os.pipe()
     yield r, w
     for fd in (r, w):
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 def test_input_before_the_program_exists_is_kept_then_delivered(pipe: tuple[int, int]) -> None:
