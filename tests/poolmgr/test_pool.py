@@ -19,7 +19,7 @@ from poolmgr.pool import REFILL_DEFER_S, Pool, PoolUnavailable
 from poolmgr.publisher import ExecutionPublisher
 from poolmgr.reaper import Reaper
 from poolmgr.sandbox import LABEL_WORKER, container_config
-from runtimes import wire
+from runtimes import keys, wire
 from runtimes.registry import RUNTIMES
 from runtimes.settings import PoolPolicy, Settings
 from runtimes.transitions import Transitions
@@ -132,7 +132,9 @@ async def _execute(pool: Pool, engine: Engine, redis_url: str, code: str) -> wir
     try:
         job = wire.Job(uuid.uuid4().hex, "python", (wire.SourceFile("main.py", code),))
         transitions = Transitions(redis)
-        await transitions.submit(job)
+        # Only the record: the session's server serves python and would take a queued job.
+        key = keys.execution(job.execution_id)
+        await redis.hset(key, mapping={"status": "queued", "attempt": 0, "language": "python"})
         executor = Executor(engine, {"python": pool}, redis, max_output_bytes=1 << 20)
         publisher = ExecutionPublisher(redis, transitions, job, "test:1-0", ttl_s=60)
         result = await executor.execute(job, publisher, time.monotonic())
