@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from runtimes.registry import RUNTIMES
 from runtimes.settings import MinSchedule, PoolPolicy, Settings, SettingsError
 
 
@@ -48,7 +49,7 @@ def test_bad_values_say_which_variable(env: dict[str, str]) -> None:
 
 
 def test_max_below_min_is_refused() -> None:
-    with pytest.raises(SettingsError, match="python pool: pool min 5 and max 2"):
+    with pytest.raises(SettingsError, match="pool: pool min 5 and max 2"):
         Settings.from_env({"CODERUNNER_POOL_MIN": "5", "CODERUNNER_POOL_MAX": "2"})
 
 
@@ -56,3 +57,18 @@ def test_container_runtime_per_language() -> None:
     s = Settings.from_env({"CODERUNNER_CONTAINER_RUNTIME_PYTHON": "runsc"})
     assert s.container_runtime_for("python") == "runsc"
     assert s.container_runtime_for("go") == "runc"
+
+
+def test_a_worker_serves_the_languages_it_is_given() -> None:
+    assert Settings.from_env({}).worker_languages == tuple(RUNTIMES)
+    chosen = Settings.from_env({"CODERUNNER_WORKER_LANGUAGES": "java, golang,java"})
+    assert chosen.worker_languages == ("java", "go")
+    with pytest.raises(SettingsError, match="cobol"):
+        Settings.from_env({"CODERUNNER_WORKER_LANGUAGES": "python,cobol"})
+
+
+def test_pool_defaults_follow_each_languages_weight() -> None:
+    settings = Settings.from_env({"CODERUNNER_POOL_MAX_RUST": "1"})
+    assert settings.pool_policy("python").max == RUNTIMES["python"].pool_max
+    assert settings.pool_policy("java").max == RUNTIMES["java"].pool_max
+    assert settings.pool_policy("rust").max == 1
