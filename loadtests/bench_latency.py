@@ -49,11 +49,13 @@ def docker_run_baseline(runs: int) -> list[float]:
     return times
 
 
-def one_execution(base: str) -> tuple[float, float, str]:
+def one_execution(
+    base: str, language: str = "python", code: str = HELLO
+) -> tuple[float, float, str]:
     """(ms to first stdout frame, ms to exit frame, warm|cold), both from the POST."""
     url = urlparse(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    body = json.dumps({"language": "python", "code": HELLO})
+    body = json.dumps({"language": language, "code": code})
     t0 = time.perf_counter()
     conn.request("POST", "/api/v1/execute", body, {"Content-Type": "application/json"})
     reply = json.loads(conn.getresponse().read())

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
-IMAGE = "coderunner-python:3.11"
+IMAGE = "coderunner-python:latest"
 
 
 def pct(values: list[float], q: float) -> float:
