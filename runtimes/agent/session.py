@@ -156,7 +156,8 @@ class Session:
                     found = _reap(pid)
                     if found is not None and status is None:
                         status = found
-                        self.stdin.close()
+                        if self.stdin.fd is not None:  # the program ended, not its compiler
+                            self.stdin.close()
                         _kill_leftovers(pid)
                 elif kind == _WORKER:
                     self._on_worker(os.read(fd, CHUNK) or None)

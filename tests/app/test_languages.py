@@ -113,3 +113,11 @@ def test_runtimes_lists_every_language_with_its_image_version(server: Client) ->
         assert entry["compiled"] == RUNTIMES[language].compiled
         assert entry["version"] and entry["version"][0].isdigit(), entry
     assert "js" in listed["javascript"]["aliases"] and "golang" in listed["go"]["aliases"]
+
+
+def test_a_request_for_another_version_is_refused(server: Client) -> None:
+    reply = server.request(
+        "POST", "/api/v1/execute", {"language": "python", "version": "2.7", "code": "print(1)"}
+    )
+    assert reply.status == 422 and reply.body["error"]["field"] == "version"
+    assert server.run(language="python", version="3", code="print(1)")["stdout"] == "1\n"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.errors import ApiError
-from app.validation import build_job, parse_body
+from app.validation import build_job, check_version, parse_body
 from runtimes.settings import Settings
 
 SETTINGS = Settings(max_code_bytes=100, max_files=3, max_stdin_bytes=10)
@@ -37,7 +37,7 @@ def test_files_keep_their_order_and_names() -> None:
     [
         ({"code": "x"}, "language"),
         ({"language": "cobol", "code": "x"}, "language"),
-        ({"language": "python", "version": "2.7", "code": "x"}, "version"),
+        ({"language": "python", "version": 2.7, "code": "x"}, "version"),
         ({"language": "python"}, "code"),
         ({"language": "python", "code": "x", "files": []}, "code"),
         ({"language": "python", "code": 5}, "code"),
@@ -93,3 +93,18 @@ def test_bodies_that_are_not_json_objects_are_400(raw: bytes) -> None:
     with pytest.raises(ApiError) as info:
         parse_body(raw)
     assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("requested", "actual", "ok"),
+    [("3.11", "3.11.2", True), ("3.11.2", "3.11.2", True), ("3.1", "3.11.2", False),
+     ("2.7", "3.11.2", False), ("2.7", None, True)],
+)  # fmt: skip
+def test_a_requested_version_matches_the_image_s(
+    requested: str, actual: str | None, ok: bool
+) -> None:
+    if ok:
+        check_version("python", requested, actual)
+    else:
+        with pytest.raises(ApiError, match="python has version"):
+            check_version("python", requested, actual)

@@ -135,7 +135,7 @@ async def _execute(pool: Pool, engine: Engine, redis_url: str, code: str) -> wir
         # Only the record: the session's server serves python and would take a queued job.
         key = keys.execution(job.execution_id)
         await redis.hset(key, mapping={"status": "queued", "attempt": 0, "language": "python"})
-        executor = Executor(engine, {"python": pool}, redis, max_output_bytes=1 << 20)
+        executor = Executor(engine, {"python": pool}, redis, 1 << 20, compile_timeout_s=20)
         publisher = ExecutionPublisher(redis, transitions, job, "test:1-0", ttl_s=60)
         result = await executor.execute(job, publisher, time.monotonic())
         assert result is not None

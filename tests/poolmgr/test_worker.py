@@ -61,6 +61,7 @@ async def redis() -> AsyncIterator[Redis]:
 async def running_worker(redis: Redis, **overrides: Any) -> AsyncIterator[Worker]:
     """A worker with a unique id and cluster, stopped gracefully; no container left after."""
     policy = overrides.pop("policy", PoolPolicy(min=1, max=2))
+    overrides.setdefault("worker_languages", ("python",))
     settings = Settings(
         worker_id=f"test-worker-{uuid.uuid4().hex[:8]}",
         cluster=f"test-{uuid.uuid4().hex[:8]}",
@@ -110,7 +111,7 @@ async def result(redis: Redis, job: wire.Job, limit_s: float = 30) -> wire.Resul
 
 async def test_two_busy_languages_both_run_first_time(redis: Redis, twin: str) -> None:
     code = "import time, sys\ntime.sleep(0.3)\nprint(sys.argv[1])"
-    async with running_worker(redis, worker_slots=8):
+    async with running_worker(redis, worker_slots=8, worker_languages=("python", twin)):
         jobs = [
             await submit(redis, language, code, args=(str(i),))
             for i in range(6)

@@ -145,6 +145,17 @@ def test_a_compile_step_reports_before_the_program_runs(tmp_path: Path) -> None:
     assert ran.report(EXIT)["exit_code"] == 4
 
 
+def test_the_requests_stdin_survives_the_compile_step(tmp_path: Path) -> None:
+    job = {
+        "files": [{"name": "main.sh", "content": "read x; echo got $x"}],
+        "entry": "main.sh",
+        "compile": ["sh", "-c", "true"],
+        "run": ["sh", "main.sh"],
+        "stdin": "abc\n",
+    }
+    assert run_agent(tmp_path, "exec", job).text(STDOUT) == "got abc\n"
+
+
 def test_a_failed_compile_step_ends_the_job(tmp_path: Path) -> None:
     job = {
         "files": [{"name": "main.c", "content": "int main( {"}],
