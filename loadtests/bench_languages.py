@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from loadtests.bench_latency import one_execution
-from loadtests.harness import own_server, pct
+from loadtests.harness import own_server, pct, time_command
 from runtimes.registry import RUNTIMES
 from runtimes.runtime import Runtime
 from tests.app.programs import HELLO
@@ -42,17 +42,10 @@ def docker_run(runtime: Runtime, runs: int) -> list[float]:
     """`docker run --rm` of the language's image: write the file, compile, run."""
     cmd = [
         "docker", "run", "--rm", "--network", "none", "-e", f"SRC={HELLO[runtime.language]}",
-        "-w", "/tmp/b", "--tmpfs", "/tmp/b:rw,exec,mode=1777", "--entrypoint", "sh",
-        runtime.image("coderunner"), "-c", _script(runtime),
+        "-w", "/workspace", "--tmpfs", "/workspace:rw,exec,uid=10001,gid=10001",
+        "--entrypoint", "sh", runtime.image("coderunner"), "-c", _script(runtime),
     ]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True)  # warm the engine's caches
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        times.append((time.perf_counter() - t0) * 1e3)
-        assert out == "hello\n", out
-    return times
+    return time_command(cmd, runs, "hello\n")
 
 
 def through_service(base: str, language: str, runs: int, pause: float) -> dict[str, list[float]]:

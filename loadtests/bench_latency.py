@@ -13,14 +13,13 @@ import argparse
 import http.client
 import json
 import statistics
-import subprocess
 import time
 from contextlib import nullcontext
 from urllib.parse import urlparse
 
 from websockets.sync.client import connect
 
-from loadtests.harness import IMAGE, own_server, pct
+from loadtests.harness import IMAGE, own_server, pct, time_command
 
 HELLO = "print('hello, world')"
 
@@ -39,14 +38,7 @@ def docker_run_baseline(runs: int) -> list[float]:
         "-c",
         HELLO,
     ]
-    subprocess.run(cmd, check=True, capture_output=True)  # warm the engine's caches
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        times.append((time.perf_counter() - t0) * 1e3)
-        assert out == "hello, world\n", out
-    return times
+    return time_command(cmd, runs, "hello, world\n")
 
 
 def one_execution(

@@ -23,6 +23,18 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def time_command(cmd: list[str], runs: int, expected: str) -> list[float]:
+    """Milliseconds of each of `runs` runs of `cmd` (after one that warms caches), checked."""
+    subprocess.run(cmd, check=True, capture_output=True)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        times.append((time.perf_counter() - t0) * 1e3)
+        assert out == expected, out
+    return times
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

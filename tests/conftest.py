@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import docker
 import pytest
+from redis.asyncio import Redis
 
 from coderunner.redis_server import EmbeddedRedis
 from tests.client import Client
@@ -61,3 +62,25 @@ def no_containers_left_behind() -> Iterator[None]:
     while (left := labelled_containers()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == [], f"containers left behind: {left}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    """A Redis of the test's own: for tests that pause it, fill it or sweep all of it."""
+    with EmbeddedRedis() as server:
+        client = Redis.from_url(server.url)
+        yield client
+        await client.aclose()
+
+
+@pytest.fixture
+async def shared_redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the session's Redis, which the session's server uses too."""
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()

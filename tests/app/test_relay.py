@@ -10,11 +10,6 @@ from app.relay import Feed
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_a_feed_within_its_limit_keeps_everything_in_order() -> None:
     feed = Feed(limit_bytes=100)
     for i in range(10):

@@ -13,11 +13,6 @@ from app.snapshots import Snapshots
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class GatedStore:
     """A store whose reads wait for `open`, numbered in the order they were sent."""
 

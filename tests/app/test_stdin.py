@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -12,26 +11,11 @@ from redis.asyncio import Redis
 
 from app.executions import STDIN_CLOSED, STDIN_LIMIT, STDIN_OK, ExecutionStore
 from app.ws import parse_command
-from coderunner.redis_server import EmbeddedRedis
 from runtimes import keys, wire
-from runtimes.redis_client import connect
 from runtimes.settings import Settings
 from tests.client import Client
 
 COUNTER = "import sys\ndata = sys.stdin.read()\nprint(len(data), set(data) == set('xz'))"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    with EmbeddedRedis() as server:
-        client = connect(server.url, Settings())
-        yield client
-        await client.aclose()
 
 
 def _stdin(data: str | None, eof: bool = False) -> bytes:

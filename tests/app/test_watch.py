@@ -26,11 +26,6 @@ from runtimes.settings import Settings
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class SpyStore(ExecutionStore):
     """Records each snapshot read: where it started and how many frames it returned."""
 

@@ -60,11 +60,6 @@ BROKEN = [
 ]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _answer(body: bytes, length: int | None = None) -> bytes:
     head = (
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"

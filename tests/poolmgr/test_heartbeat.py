@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -13,23 +13,9 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from coderunner.redis_server import EmbeddedRedis
 from poolmgr.heartbeat import VOUCH_SHARE, Heartbeat
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    with EmbeddedRedis() as server:
-        client = Redis.from_url(server.url)
-        yield client
-        await client.aclose()
 
 
 @pytest.fixture

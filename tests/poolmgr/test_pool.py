@@ -27,11 +27,6 @@ from runtimes.transitions import Transitions
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _until(condition: Callable[[], bool], limit_s: float = 20) -> None:
     """Poll: the pool has no event for tests to wait on, by design."""
     with anyio.fail_after(limit_s):

@@ -4,33 +4,17 @@ and duplicates nothing; runs of one stream coalesce, a stream switch starts a fr
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
 from redis.asyncio import Redis
 
-from coderunner.redis_server import EmbeddedRedis
 from poolmgr.publisher import ExecutionPublisher, Superseded
 from runtimes import keys, wire
 from runtimes.lifecycle import Status
 from runtimes.transitions import Transitions
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    """Its own Redis: the test pauses it."""
-    with EmbeddedRedis() as server:
-        client = Redis.from_url(server.url)
-        yield client
-        await client.aclose()
 
 
 async def _running(redis: Redis) -> ExecutionPublisher:

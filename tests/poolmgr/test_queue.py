@@ -4,7 +4,6 @@ jobs from a newer app, and dead consumers forgotten only once they own nothing."
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -18,15 +17,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
+def redis(shared_redis: Redis) -> Redis:
+    return shared_redis
 
 
 def _job(language: str) -> wire.Job:

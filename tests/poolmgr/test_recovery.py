@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
-from coderunner.redis_server import EmbeddedRedis
 from poolmgr.queue import JobQueue
 from poolmgr.recovery import ORPHANED, Recovery
 from runtimes import keys, wire
@@ -18,20 +16,6 @@ from runtimes.lifecycle import Status
 from runtimes.transitions import OK, Transitions
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    """Its own Redis: the sweeper looks at every execution there is."""
-    with EmbeddedRedis() as server:
-        client = Redis.from_url(server.url)
-        yield client
-        await client.aclose()
 
 
 async def test_the_sweeper_ends_only_executions_whose_job_is_gone(redis: Redis) -> None:

@@ -16,7 +16,6 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from coderunner.redis_server import EmbeddedRedis
 from poolmgr import metrics
 from poolmgr.engine import Engine
 from poolmgr.sandbox import LABEL_WORKER
@@ -32,11 +31,6 @@ TWIN = "pytwin"  # a second, test-only language on the python image
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A second runtime registered for this test: the python image under another name."""
     runtime = dataclasses.replace(RUNTIMES["python"], language=TWIN, aliases=())
@@ -47,14 +41,6 @@ def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield TWIN
     finally:
         subprocess.run(["docker", "rmi", image], check=True, capture_output=True)
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    with EmbeddedRedis() as server:
-        client = Redis.from_url(server.url)
-        yield client
-        await client.aclose()
 
 
 @asynccontextmanager

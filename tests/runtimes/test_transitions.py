@@ -4,7 +4,6 @@ each script idempotent for its caller (a re-sent script whose reply was lost ans
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -17,15 +16,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
+def redis(shared_redis: Redis) -> Redis:
+    return shared_redis
 
 
 OWNER, OTHER = "w1:1-0", "w2:1-1"
