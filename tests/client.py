@@ -7,6 +7,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,13 @@ class Client:
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd is not None else None
         return Watched(frames, code)
+
+    def run_all(self, cases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Submit every case at once, watch them all to the end; each one's final result."""
+        ids = {name: self.submit(**body) for name, body in cases.items()}
+        with ThreadPoolExecutor(len(ids)) as pool:
+            list(pool.map(self.watch, ids.values()))
+        return {name: self.request("GET", f"/api/v1/execution/{i}").body for name, i in ids.items()}
 
     def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

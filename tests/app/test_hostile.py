@@ -7,7 +7,6 @@ All cases are submitted at once and watched in parallel; each test then checks o
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -72,10 +71,7 @@ CASES: dict[str, dict[str, Any]] = {
 @pytest.fixture(scope="module")
 def hostile(server: Client) -> dict[str, dict[str, Any]]:
     """Every case's final result, all run concurrently."""
-    ids = {name: server.submit(**body) for name, body in CASES.items()}
-    with ThreadPoolExecutor(len(ids)) as pool:
-        list(pool.map(server.watch, ids.values()))
-    return {name: server.request("GET", f"/api/v1/execution/{i}").body for name, i in ids.items()}
+    return server.run_all(CASES)
 
 
 @pytest.mark.parametrize("name", ["infinite_loop", "sleep_forever", "fork_bomb"])

@@ -8,7 +8,6 @@ All cases are submitted at once and watched in parallel; each test then checks o
 from __future__ import annotations
 
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -47,10 +46,7 @@ CASES: dict[str, dict[str, Any]] = {
 @pytest.fixture(scope="module")
 def results(server: Client) -> dict[str, dict[str, Any]]:
     """Every case's final result, all run concurrently."""
-    ids = {name: server.submit(**body) for name, body in CASES.items()}
-    with ThreadPoolExecutor(len(ids)) as pool:
-        list(pool.map(server.watch, ids.values()))
-    return {name: server.request("GET", f"/api/v1/execution/{i}").body for name, i in ids.items()}
+    return server.run_all(CASES)
 
 
 def test_no_signal_from_the_program_ends_the_agent(results: dict[str, dict[str, Any]]) -> None:
