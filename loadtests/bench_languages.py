@@ -4,7 +4,8 @@ memory of a warm container of each language.
 
     python -m loadtests.bench_languages [--runs 20] [--languages python,java,...]
 
-It starts its own `coderunner dev` twice: with warm pools, then with none (every start cold).
+For each language it starts its own `coderunner dev` serving only that language (as a worker
+of one language group would), with a warm pool of 2, then with none (every start cold).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _COLD_RUN = {
     "javascript": "node main.js",
     "java": "java -cp . Greeter",
 }
+WARM_UP_S = {"java": 8.0}  # a launcher JVM takes seconds of CPU to load and warm javac
 _COLD_COMPILE = {"java": "cp Main.java Greeter.java && javac -d . Greeter.java"}
 
 
@@ -87,14 +89,14 @@ def main() -> None:
         print(f"docker run --rm {language}: {args.runs} runs ...", flush=True)
         baseline[language] = docker_run(RUNTIMES[language], args.runs)
     warm, cold, memory = {}, {}, {}
-    with own_server(CODERUNNER_POOL_MIN="1") as base:
-        time.sleep(10)  # the JVM's warm-up takes a few seconds
-        for language in languages:
+    for language in languages:  # each on a worker of its own, as a language group would run
+        with own_server(CODERUNNER_WORKER_LANGUAGES=language, CODERUNNER_POOL_MIN="2") as base:
+            time.sleep(WARM_UP_S.get(language, 1.0))
             print(f"warm {language}: {args.runs} runs ...", flush=True)
             warm[language] = through_service(base, language, args.runs, args.pause)
             memory[language] = idle_memory_mib(language)
-    with own_server(CODERUNNER_POOL_MIN="0", CODERUNNER_POOL_MAX="0") as base:
-        for language in languages:
+        cold_pools = {"CODERUNNER_POOL_MIN": "0", "CODERUNNER_POOL_MAX": "0"}
+        with own_server(CODERUNNER_WORKER_LANGUAGES=language, **cold_pools) as base:
             print(f"cold {language}: {args.runs // 2} runs ...", flush=True)
             cold[language] = through_service(base, language, args.runs // 2, 0.1)
     head = "| language | docker run --rm p50 | warm first p50/p95 | warm exit p50/p95 |"

@@ -38,7 +38,7 @@ def agent_job(job: wire.Job, runtime: Runtime) -> dict[str, object]:
         "interactive": job.interactive,
         "tty": TERMINAL_SIZE if job.tty else None,
         "compile": runtime.compile_command(entry) or None,
-        "run": list(runtime.run) or None,
+        "run": runtime.run_command(entry) or None,
     }
 
 

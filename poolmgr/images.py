@@ -160,7 +160,7 @@ async def build_runtime(engine: Engine, runtime: Runtime, settings: Settings, ou
     context, digest = _context(runtime)
     digest = hashlib.sha256(f"{digest}:{settings.base_image}".encode()).hexdigest()[:16]
     existing = await engine.image_labels(tag)
-    if existing is not None and existing.get(HASH_LABEL) == digest:
+    if existing and existing.get(HASH_LABEL) == digest and VERSION_LABEL in existing:
         _say(out, f"{tag} is up to date")
         return tag
     _say(out, f"building {tag}")

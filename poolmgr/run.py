@@ -131,7 +131,7 @@ class Run:
                     self._publisher.output(stream, text)
                 if self._output.truncated:
                     return RunOutcome(Status.OUTPUT_EXCEEDED, signal="SIGKILL")
-            elif kind == COMPILED:
+            elif kind == COMPILED and self.phases.compiling:  # one report, then the program's
                 self._compiled(payload, deadline)
             elif kind == EXIT:
                 return _exited(payload, self.phases.compile_failed)

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Literal
 
 Mode = Literal["python", "exec", "launcher"]
-ENTRY = "{entry}"  # in a compile command: the entry file's name
+ENTRY = "{entry}"  # in a compile or run command: the entry file's name
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,6 @@ class Runtime:
 
     def compile_command(self, entry: str) -> list[str]:
         return [part.replace(ENTRY, entry) for part in self.compile]
+
+    def run_command(self, entry: str) -> list[str]:
+        return [part.replace(ENTRY, entry) for part in self.run]

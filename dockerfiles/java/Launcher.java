@@ -35,7 +35,9 @@ public final class Launcher {
         long start = System.nanoTime();
         Compilation compiled = compile(sources(entry.getParent()), entry.toUri(), System.err);
         String ms = String.format(Locale.ROOT, "%.1f", (System.nanoTime() - start) / 1e6);
-        new FileOutputStream(control).write(("compiled " + (compiled == null ? 0 : 1) + " " + ms + "\n").getBytes(UTF_8));
+        try (FileOutputStream report = new FileOutputStream(control)) { // closed: the program must not speak for the launcher
+            report.write(("compiled " + (compiled == null ? 0 : 1) + " " + ms + "\n").getBytes(UTF_8));
+        }
         if (compiled == null) System.exit(1);
         List<?> args = job.get("args") == null ? List.of() : (List<?>) job.get("args");
         run(compiled, args.toArray(new String[0]));

@@ -83,6 +83,7 @@ function runJob() {
     chunks.push(chunk.subarray(0, n));
   } while (chunks.at(-1).at(-1) !== 0x0a);
   const job = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  fs.closeSync(4); // the program must not speak for the launcher
   if (!job.tty) {
     routeToChannel(stdout, 0x31);
     routeToChannel(stderr, 0x32);

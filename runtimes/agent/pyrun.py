@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
 import sys
+import threading
 import traceback
 import types
 from typing import TextIO
@@ -80,7 +82,16 @@ def run_python(entry: str, args: list[str], ordered: bool) -> int:
             tb = tb.tb_next
         traceback.print_exception(type(exc), exc, tb)
         status = 1
+    _finish_like_python()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     return status
+
+
+def _finish_like_python() -> None:
+    """What the interpreter does at exit before it stops: wait for the program's non-daemon
+    threads, then run its atexit handlers (the fork ends with os._exit, which does neither)."""
+    with contextlib.suppress(Exception):
+        threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()

@@ -33,6 +33,7 @@ from .pyrun import WORKSPACE
 from .stdin import Stdin
 
 _EXITED, _WORKER, _LAUNCHER, _STDIN = b"x", b"w", b"l", b"i"
+REPORT_MAX = 64  # a launcher's report is one short line
 READY_TIMEOUT_S = 60
 
 
@@ -161,8 +162,9 @@ class Session:
                         _kill_leftovers(pid)
                 elif kind == _WORKER:
                     self._on_worker(os.read(fd, CHUNK) or None)
-                elif kind == _LAUNCHER and launcher and not self._on_launcher(launcher):
-                    self.sel.unregister(fd)
+                elif kind == _LAUNCHER and launcher:
+                    self._on_launcher(launcher)
+                    self.sel.unregister(fd)  # one report: the program may write there later
                 self._watch_stdin()
         if launcher is not None and launcher.control.fileno() in self.sel.get_map():
             self.sel.unregister(launcher.control)
@@ -181,7 +183,7 @@ class Session:
         if kind == start.ORDERED:
             try:
                 for stream, payload in ordered.feed(data):
-                    if stream in (STDOUT, STDERR):
+                    if stream in (STDOUT, STDERR) and payload:
                         self.send(stream, payload)
             except FrameTooLarge:  # the program wrote garbage on the channel: stop reading it
                 return False
@@ -201,13 +203,15 @@ class Session:
                 self.stdin.end()
         self._watch_stdin()
 
-    def _on_launcher(self, launcher: Launcher) -> bool:
-        """A launcher's report (`compiled <0|1> <ms>` after compiling); False at its end."""
-        line = _read_line(launcher.control)
-        if line.startswith("compiled "):
-            _, ok, ms = line.split()
-            self.send(COMPILED, json.dumps({"ok": ok == "1", "ms": float(ms)}).encode())
-        return bool(line)
+    def _on_launcher(self, launcher: Launcher) -> None:
+        """A launcher's one report, `compiled <0|1> <ms>` after compiling in its runtime."""
+        try:
+            words = launcher.control.recv(REPORT_MAX).decode(errors="replace").split()
+            ok, ms = words[1] == "1", float(words[2])
+        except (OSError, IndexError, ValueError):
+            return
+        if words[0] == "compiled":
+            self.send(COMPILED, json.dumps({"ok": ok, "ms": ms}).encode())
 
     def _watch_stdin(self) -> None:
         """Wait for the program's stdin to be writable only while input is waiting."""
@@ -221,14 +225,10 @@ class Session:
 
 
 def _read_line(sock: socket.socket) -> str:
-    """One short line from a launcher (its reports are a few bytes each); "" at its end."""
+    """The launcher's first line, `ready`, written before any user code runs."""
     line = b""
-    while not line.endswith(b"\n"):
-        try:
-            chunk = sock.recv(1)
-        except BlockingIOError:
-            sock.setblocking(True)  # the rest of a line that has begun comes at once
-            continue
+    while not line.endswith(b"\n") and len(line) < REPORT_MAX:
+        chunk = sock.recv(1)
         if not chunk:
             break
         line += chunk
@@ -308,6 +308,10 @@ def _describe(status: int) -> dict[str, Any]:
     """The EXIT payload; `oom_kills` lets the worker tell a memory kill from any SIGKILL."""
     kills = oom_kills()
     if os.WIFSIGNALED(status):
-        name = signal.Signals(os.WTERMSIG(status)).name
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:  # a real-time signal has no name of its own
+            name = f"SIG{number}"
         return {"exit_code": None, "signal": name, "oom_kills": kills}
     return {"exit_code": os.WEXITSTATUS(status), "signal": None, "oom_kills": kills}

@@ -21,6 +21,7 @@ class Stdin:
         self.tty = False
         self.ended = False  # no more input will be taken
         self.closed = False  # the program's stdin is closed (or the terminal got EOT)
+        self._line_open = False  # the last input written did not end a line
 
     def attach(self, fd: int, tty: bool) -> None:
         os.set_blocking(fd, False)
@@ -40,7 +41,9 @@ class Stdin:
             return False
         try:
             while self.pending:
-                del self.pending[: os.write(self.fd, self.pending)]
+                written = os.write(self.fd, self.pending)
+                self._line_open = self.pending[written - 1 : written] != b"\n"
+                del self.pending[:written]
         except BlockingIOError:
             return True
         except OSError:  # no reader left: the program closed its stdin or ended
@@ -61,8 +64,8 @@ class Stdin:
             return
         self.closed = True
         if self.tty:  # the master stays open: the agent still reads the terminal from it
-            with contextlib.suppress(OSError):
-                os.write(self.fd, EOT)
+            with contextlib.suppress(OSError):  # a first EOT only ends a partial line
+                os.write(self.fd, EOT * (2 if self._line_open else 1))
         else:
             with contextlib.suppress(OSError):
                 os.close(self.fd)

@@ -121,3 +121,17 @@ def test_a_request_for_another_version_is_refused(server: Client) -> None:
     )
     assert reply.status == 422 and reply.body["error"]["field"] == "version"
     assert server.run(language="python", version="3", code="print(1)")["stdout"] == "1\n"
+
+
+def test_a_program_cannot_extend_its_time_by_forging_a_compile_report(server: Client) -> None:
+    code = (
+        "const fs = require('fs');\n"
+        "setInterval(() => { try { fs.writeSync(4, 'compiled 0 1\\n'); } catch (e) {} }, 200);"
+    )
+    result = server.run(language="javascript", code=code, timeout_s=2)
+    assert result["status"] == "timed_out" and result["timings"]["run_ms"] < 4000
+
+
+def test_the_entry_file_keeps_its_name(server: Client) -> None:
+    files = [{"name": "script.sh", "content": "echo $0"}]
+    assert server.run(language="bash", files=files)["stdout"] == "script.sh\n"

@@ -176,3 +176,31 @@ def test_a_missing_command_or_file_is_the_programs_failure(tmp_path: Path, mode:
     }  # fmt: skip
     ran = run_agent(tmp_path, mode, job)
     assert ran.report(EXIT)["exit_code"] in (1, 127) and ran.text(STDERR)
+
+
+def test_a_program_killed_by_a_real_time_signal_is_reported(tmp_path: Path) -> None:
+    job = {"files": [], "entry": "x", "run": ["sh", "-c", "kill -40 $$"]}
+    assert run_agent(tmp_path, "exec", job).report(EXIT)["signal"] == "SIG40"
+
+
+def test_a_terminal_gets_end_of_input_after_a_partial_line(tmp_path: Path) -> None:
+    job = python_job("import sys\nprint(repr(sys.stdin.read()))", tty={"rows": 24, "cols": 80})
+    ran = run_agent(tmp_path, "python", {**job, "stdin": "abc"}, timeout=10)
+    assert "'abc'" in ran.text(STDOUT) and ran.report(EXIT)["exit_code"] == 0
+
+
+def test_python_waits_for_threads_and_runs_atexit_like_python(tmp_path: Path) -> None:
+    code = (
+        "import atexit, threading, time\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+        "print('main returns')"
+    )
+    ran = run_agent(tmp_path, "python", python_job(code))
+    assert ran.text(STDOUT) == "main returns\nthread done\natexit ran\n"
+
+
+def test_empty_frames_on_the_ordered_channel_are_dropped(tmp_path: Path) -> None:
+    code = "import os\nfor _ in range(100):\n    os.write(3, b'1\\0\\0\\0\\0' * 800)\nprint('end')"
+    ran = run_agent(tmp_path, "python", python_job(code))
+    assert ran.output == [(STDOUT, b"end\n")]
