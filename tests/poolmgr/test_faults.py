@@ -37,13 +37,16 @@ def api(redis: EmbeddedRedis, log: Path) -> Iterator[Client]:
         stop(proc)
 
 
-def worker(redis: EmbeddedRedis, log: Path, worker_id: str) -> subprocess.Popen[bytes]:
+def worker(
+    redis: EmbeddedRedis, log: Path, worker_id: str, heartbeat_ttl_s: int = 2
+) -> subprocess.Popen[bytes]:
+    """A worker whose death its peers notice within `heartbeat_ttl_s` (short, for the tests)."""
     return start(
         "worker",
         log,
         redis_url=redis.url,
         worker_id=worker_id,
-        heartbeat_ttl_s="2",
+        heartbeat_ttl_s=str(heartbeat_ttl_s),
         reap_interval_s="1",
         worker_metrics_port=str(free_port()),
     )
@@ -93,7 +96,9 @@ def test_jobs_of_a_worker_killed_mid_run_end_exactly_once(tmp_path: Path) -> Non
 
 def test_redis_restart_mid_run_loses_nothing(tmp_path: Path) -> None:
     with EmbeddedRedis() as redis, api(redis, tmp_path / "api.log") as client:
-        proc = worker(redis, tmp_path / "worker.log", "survivor")
+        # A restart shorter than the heartbeat TTL: the worker keeps vouching for its run. (One
+        # longer than 80 % of it makes the worker stop its runs, by design: see test_worker.)
+        proc = worker(redis, tmp_path / "worker.log", "survivor", heartbeat_ttl_s=15)
         try:
             code = "import time\nprint('before', flush=True)\ntime.sleep(3)\nprint('after')"
             execution_id = client.submit(code=code, timeout_s=20)
