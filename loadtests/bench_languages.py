@@ -35,7 +35,7 @@ def _script(runtime: Runtime) -> str:
     compile_ = _COLD_COMPILE.get(runtime.language) or shlex.join(
         runtime.compile_command(runtime.entry)
     )
-    run = _COLD_RUN.get(runtime.language) or shlex.join(runtime.run)
+    run = _COLD_RUN.get(runtime.language) or shlex.join(runtime.run_command(runtime.entry))
     steps = ['printf %s "$SRC" > ' + runtime.entry, compile_, run]
     return " && ".join(step for step in steps if step)
 
