@@ -135,3 +135,15 @@ def test_a_program_cannot_extend_its_time_by_forging_a_compile_report(server: Cl
 def test_the_entry_file_keeps_its_name(server: Client) -> None:
     files = [{"name": "script.sh", "content": "echo $0"}]
     assert server.run(language="bash", files=files)["stdout"] == "script.sh\n"
+
+
+def test_javascript_ends_as_node_does(server: Client) -> None:
+    """The launcher exits as soon as the loop is empty, but never before the program's own
+    beforeExit work, and with its exit code."""
+    code = (
+        "let n = 0;\nprocess.on('beforeExit', () => {\n"
+        "  if (n++ < 2) setTimeout(() => console.log('again', n), 10);\n});\n"
+        "process.exitCode = 4;"
+    )
+    result = server.run(language="javascript", code=code)
+    assert (result["stdout"], result["exit_code"]) == ("again 1\nagain 2\n", 4)
