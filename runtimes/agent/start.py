@@ -19,7 +19,7 @@ import termios
 import traceback
 from dataclasses import dataclass, field
 
-from .protocol import ORDERED_FD, STDERR, STDOUT
+from .protocol import LAUNCHER_CONTROL_FD, STDERR, STDOUT
 from .pyrun import WORKSPACE, run_python
 
 ORDERED, PTY = b"o", b"t"  # read-side kinds besides STDOUT/STDERR
@@ -90,7 +90,7 @@ def spawn(argv: list[str], stdio: Stdio, extra: list[int] | None = None) -> int:
 
 def spawn_launcher(argv: list[str], stdio: Stdio, control: socket.socket) -> int:
     """Start a launcher: its ordered channel on fd 3 (none under a terminal), control on 4."""
-    missing = ORDERED_FD + 1 - len(stdio.child)
+    missing = LAUNCHER_CONTROL_FD - len(stdio.child)
     padding = [os.open(os.devnull, os.O_WRONLY)] * missing if missing > 0 else []
     try:
         return spawn(argv, stdio, [*padding, control.fileno()])
