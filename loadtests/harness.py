@@ -62,10 +62,18 @@ def _ready(port: int) -> bool:
 
 
 @contextmanager
+# Benchmarks measure the engine, not the front door's per-client limits.
+UNLIMITED = {
+    "CODERUNNER_RATE_PER_S": "0",
+    "CODERUNNER_MAX_CONCURRENT_PER_USER": "0",
+    "CODERUNNER_MAX_QUEUE_DEPTH": "0",
+}
+
+
 def own_server(**env_overrides: str) -> Iterator[str]:
     """A `coderunner dev` with a private redis on a free port, stopped with SIGTERM after."""
     port = _free_port()
-    env = {**os.environ, "CODERUNNER_PORT": str(port), **env_overrides}
+    env = {**os.environ, "CODERUNNER_PORT": str(port), **UNLIMITED, **env_overrides}
     env.pop("CODERUNNER_REDIS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "coderunner", "dev"], env=env, stderr=subprocess.DEVNULL

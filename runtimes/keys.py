@@ -4,9 +4,28 @@ PREFIX = "cr:"
 WORKER_GROUP = "workers"
 
 
-def job_stream(language: str) -> str:
-    """The stream of accepted, not yet finished jobs of one language."""
-    return f"{PREFIX}jobs:{language}"
+PRIORITIES = ("premium", "standard")
+"""Job priorities, in the order workers prefer them."""
+
+
+def job_stream(language: str, priority: str = "standard") -> str:
+    """The stream of accepted, not yet finished jobs of one language and priority."""
+    return f"{PREFIX}jobs:{language}" + ("" if priority == "standard" else f":{priority}")
+
+
+def job_streams(language: str) -> list[str]:
+    """Every stream of one language, the preferred priority first."""
+    return [job_stream(language, p) for p in PRIORITIES]
+
+
+def user_active(user: str) -> str:
+    """The set of a user's executions not yet known to have ended (the concurrency cap)."""
+    return f"{PREFIX}user:{user}:active"
+
+
+def rate_bucket(user: str) -> str:
+    """A user's token bucket (the rate limit)."""
+    return f"{PREFIX}rate:{user}"
 
 
 def execution(execution_id: str) -> str:
@@ -42,3 +61,7 @@ ACTIVE = f"{PREFIX}active"
 
 RUNTIME_VERSIONS = f"{PREFIX}runtimes"
 """Hash of language -> version, as the workers read it from their runtime images."""
+
+WORKER_LOAD = f"{PREFIX}load"
+"""Hash of worker id -> its recent load (warm containers, free slots, service times), for
+the app's `estimated_wait_ms`."""

@@ -8,10 +8,12 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from runtimes.registry import RUNTIMES, lookup
 
 PREFIX = "CODERUNNER_"
+DEFAULT_MAX_QUEUE_DEPTH = 200
 
 
 class SettingsError(ValueError):
@@ -139,6 +141,41 @@ def _pool_policy(env: Mapping[str, str], language: str) -> PoolPolicy:
         raise SettingsError(f"{language} pool: {exc}") from None
 
 
+Tier = Literal["standard", "premium"]
+TIERS: tuple[Tier, ...] = ("standard", "premium")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """Who a key belongs to, and the tier that orders their jobs."""
+
+    user: str
+    tier: Tier = "standard"
+
+
+def _api_keys(raw: str) -> Mapping[str, ApiKey]:
+    """`key:user[:tier],...`; empty = the service is open (no keys)."""
+    out: dict[str, ApiKey] = {}
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        parts = item.split(":")
+        tier = parts[2] if len(parts) == 3 else "standard"
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1] or tier not in TIERS:
+            # The key itself is never echoed: only which entry and what shape was expected.
+            raise SettingsError(
+                f"{PREFIX}API_KEYS entry {len(out) + 1} is not key:user[:standard|premium]"
+            )
+        out[parts[0]] = ApiKey(parts[1], "premium" if tier == "premium" else "standard")
+    return out
+
+
+def _per_language(env: Mapping[str, str], base: str, default: int) -> Mapping[str, int]:
+    """`{language: value}` from `BASE_<LANG>`, else `BASE`, else `default`."""
+    general = _int(env, base, default)
+    return {lang: _int(env, f"{base}_{lang.upper()}", general) for lang in RUNTIMES}
+
+
 def _languages(raw: str) -> tuple[str, ...]:
     """`"java,go"`: the languages a worker serves (all when empty); aliases are accepted."""
     names = [n.strip() for n in raw.split(",") if n.strip()]
@@ -194,6 +231,14 @@ class Settings:
     max_watchers_per_execution: int = 500
     max_sockets_per_client: int = 1000
     cors_origins: tuple[str, ...] = ()
+    # The front door: who may call, how often, how much at once; 0 turns a limit off.
+    api_keys: Mapping[str, ApiKey] = field(default_factory=dict)
+    rate_burst: int = 10
+    rate_per_s: float = 2.0
+    max_concurrent_per_user: int = 2
+    max_queue_depths: Mapping[str, int] = field(default_factory=dict)
+    ws_send_timeout_s: float = 10.0
+    ws_ping_interval_s: float = 20.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -247,11 +292,22 @@ class Settings:
             cors_origins=tuple(
                 o.strip() for o in env.get(PREFIX + "CORS_ORIGINS", "").split(",") if o.strip()
             ),
+            api_keys=_api_keys(env.get(PREFIX + "API_KEYS", "")),
+            rate_burst=_int(env, "RATE_BURST", d.rate_burst),
+            rate_per_s=_float(env, "RATE_PER_S", d.rate_per_s, zero_ok=True),
+            max_concurrent_per_user=_int(env, "MAX_CONCURRENT_PER_USER", d.max_concurrent_per_user),
+            max_queue_depths=_per_language(env, "MAX_QUEUE_DEPTH", DEFAULT_MAX_QUEUE_DEPTH),
+            ws_send_timeout_s=_float(env, "WS_SEND_TIMEOUT_S", d.ws_send_timeout_s),
+            ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", d.ws_ping_interval_s),
         )
 
     def container_runtime_for(self, language: str) -> str:
         """The OCI runtime for `language`'s sandboxes (`runsc` for gVisor)."""
         return self.container_runtimes.get(language, self.container_runtime)
+
+    def max_queue_depth(self, language: str) -> int:
+        """Unclaimed jobs of `language` past which new standard jobs are shed (0: never)."""
+        return self.max_queue_depths.get(language, DEFAULT_MAX_QUEUE_DEPTH)
 
     def pool_policy(self, language: str) -> PoolPolicy:
         """How `language`'s warm pool is sized."""

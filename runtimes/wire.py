@@ -35,6 +35,8 @@ class Job:
     tty: bool = False
     enqueued_at: float = 0.0
     attempt: int = 0
+    user: str = ""
+    priority: Literal["standard", "premium"] = "standard"
 
 
 @dataclass(frozen=True, slots=True)
