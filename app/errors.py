@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError as RedisOutOfMemoryError
@@ -30,6 +32,16 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
         self.headers = headers or {}
+
+
+@contextmanager
+def headed(headers: dict[str, str]) -> Iterator[None]:
+    """Every ApiError raised in the block also carries `headers` (its own win)."""
+    try:
+        yield
+    except ApiError as exc:
+        exc.headers = {**headers, **exc.headers}
+        raise
 
 
 def error_response(err: ApiError) -> Response:

@@ -9,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.errors import ApiError
+from app.auth import identify
+from app.errors import ApiError, headed
 from app.relay import Feed
 from app.responses import json_response
 from app.state import AppState
-from app.validation import build_job, check_version, parse_body, requested_version
+from app.validation import parse_body
 from app.watch import follow, pending_result
 from runtimes.registry import RUNTIMES
 from runtimes.transitions import ABORTED_NOW, KILL_SENT
@@ -49,29 +50,30 @@ def _require_json(request: Request) -> None:
 
 async def execute(request: Request) -> Response:
     state = AppState.of(request)
-    _require_json(request)
-    body = parse_body(await _read_body(request, state.settings.max_request_bytes))
-    job = build_job(body, state.settings)
-    requested = requested_version(body)
-    if requested is not None:
-        versions = await state.store.runtime_versions()
-        check_version(job.language, requested, versions.get(job.language))
+    caller = identify(request, state.settings.api_keys)
+    headers = await state.admission.draw(caller)
+    with headed(headers):
+        _require_json(request)
+        body = parse_body(await _read_body(request, state.settings.max_request_bytes))
+    ticket = await state.admission.validate(caller, body, headers)
+    job = ticket.job
     if request.query_params.get("wait", "").lower() not in ("1", "true", "yes"):
-        await state.store.submit(job)
+        wait_ms = await state.admission.submit(ticket)
         return json_response(
             {
                 "execution_id": job.execution_id,
                 "status": "queued",
                 "websocket_url": f"/ws/execution/{job.execution_id}",
-                "estimated_wait_ms": 0,
+                "estimated_wait_ms": wait_ms,
             },
             status=202,
+            headers=headers,
         )
     # Subscribed first: if Redis cannot confirm it (a 503), nothing was queued to retry.
     async with state.relay.watch(job.execution_id) as feed:
-        await state.store.submit(job)
+        await state.admission.submit(ticket)
         await _until_final(state, feed, job.execution_id, job.timeout_s + WAIT_MARGIN_S)
-    return await _result(state, job.execution_id)
+    return await _result(state, job.execution_id, headers)
 
 
 async def _until_final(state: AppState, feed: Feed, execution_id: str, limit_s: float) -> None:
@@ -82,21 +84,26 @@ async def _until_final(state: AppState, feed: Feed, execution_id: str, limit_s: 
                 pass
 
 
-async def _result(state: AppState, execution_id: str) -> Response:
+async def _result(
+    state: AppState, execution_id: str, headers: dict[str, str] | None = None
+) -> Response:
     record = await state.store.get(execution_id)
     if record is None:
         raise ApiError(404, "not_found", f"no execution {execution_id!r} (unknown or expired)")
     result = record.result or pending_result(execution_id, record.language, record.status)
-    return json_response(result)
+    return json_response(result, headers=headers)
 
 
 async def get_execution(request: Request) -> Response:
-    return await _result(AppState.of(request), request.path_params["execution_id"])
+    state = AppState.of(request)
+    identify(request, state.settings.api_keys)
+    return await _result(state, request.path_params["execution_id"])
 
 
 async def abort(request: Request) -> Response:
     """End a queued or running execution as `aborted`; 409 if it had already ended."""
     state = AppState.of(request)
+    identify(request, state.settings.api_keys)
     execution_id = request.path_params["execution_id"]
     record = await state.store.get(execution_id)
     if record is None:
@@ -112,7 +119,9 @@ async def abort(request: Request) -> Response:
 
 async def runtimes(request: Request) -> Response:
     """Every language; `version` is what the workers' images report (null until one has)."""
-    versions = await AppState.of(request).store.runtime_versions()
+    state = AppState.of(request)
+    identify(request, state.settings.api_keys)
+    versions = await state.store.runtime_versions()
     return json_response(
         [
             {

@@ -27,21 +27,29 @@ class SocketLimits:
         self._clients: Counter[str] = Counter()
 
     @contextmanager
-    def hold(self, execution_id: str, client: str) -> Iterator[None]:
-        """Count the socket while the block runs; TooManySockets if a cap is reached."""
-        if self._executions[execution_id] >= self._per_execution:
+    def hold(self, execution_id: str | None, client: str) -> Iterator[None]:
+        """Count the socket (of one execution's watchers unless `execution_id` is None) while
+        the block runs; TooManySockets if a cap is reached."""
+        if execution_id is not None and self._executions[execution_id] >= self._per_execution:
             raise TooManySockets(
                 f"too many sockets: at most {self._per_execution} watch one execution"
             )
         if self._clients[client] >= self._per_client:
             raise TooManySockets(f"too many sockets: at most {self._per_client} per client")
-        self._executions[execution_id] += 1
+        if execution_id is not None:
+            self._executions[execution_id] += 1
         self._clients[client] += 1
         try:
             yield
         finally:
-            _release(self._executions, execution_id)
+            if execution_id is not None:
+                _release(self._executions, execution_id)
             _release(self._clients, client)
+
+    @property
+    def open(self) -> int:
+        """Sockets open in this process."""
+        return sum(self._clients.values())
 
 
 def _release(counts: Counter[str], key: str) -> None:

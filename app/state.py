@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import anyio
 from starlette.requests import HTTPConnection
 
+from app.admission import Admission
 from app.executions import ExecutionStore
 from app.relay import Relay
 from app.snapshots import Snapshots
@@ -23,6 +25,8 @@ class AppState:
     relay: Relay
     snapshots: Snapshots
     sockets: SocketLimits
+    admission: Admission
+    closing: anyio.Event = field(default_factory=anyio.Event)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
 
     @staticmethod

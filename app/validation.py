@@ -12,7 +12,7 @@ import orjson
 from app.errors import ApiError
 from runtimes import wire
 from runtimes.registry import RUNTIMES, lookup
-from runtimes.settings import Settings
+from runtimes.settings import Settings, Tier
 
 TIMEOUT_RANGE = (1, 30)
 MEMORY_RANGE = (64, 512)
@@ -100,8 +100,10 @@ def _args(body: dict[str, Any]) -> tuple[str, ...]:
     return tuple(args)
 
 
-def build_job(body: dict[str, Any], settings: Settings) -> wire.Job:
-    """Validate an execute body and return the job to queue, with a fresh id."""
+def build_job(
+    body: dict[str, Any], settings: Settings, user: str = "", priority: Tier = "standard"
+) -> wire.Job:
+    """Validate an execute body and return `user`'s job to queue, with a fresh id."""
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
         raise _invalid(unknown[0], f"unknown field {unknown[0]!r}; allowed: {sorted(_FIELDS)}")
@@ -138,6 +140,8 @@ def build_job(body: dict[str, Any], settings: Settings) -> wire.Job:
         interactive=interactive,
         tty=tty,
         enqueued_at=time.time(),
+        user=user,
+        priority=priority,
     )
 
 

@@ -20,6 +20,7 @@ from runtimes.redis_client import connect
 from runtimes.settings import Settings, SettingsError
 
 log = logging.getLogger("coderunner")
+WS_FRAME_SLACK = 64 * 1024  # a run frame is an execute body plus its "type"
 
 
 class _Server(uvicorn.Server):
@@ -32,7 +33,7 @@ class _Server(uvicorn.Server):
 
 async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) -> None:
     """Run the API and/or the worker until SIGINT/SIGTERM, then stop the worker gracefully."""
-    from app.main import create_app
+    from app.main import close_sockets, create_app
     from poolmgr.worker import Worker
 
     if not settings.cluster:  # workers that share a Redis are one cluster
@@ -45,7 +46,17 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
     if api:
         readiness = {"docker": runner.ready} if runner else {}
         app = create_app(settings, redis_url, readiness)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            # Keepalive pings hold idle editor sockets open through proxies and drop dead
+            # peers; a frame larger than any valid request is refused with close 1009.
+            ws_ping_interval=settings.ws_ping_interval_s,
+            ws_ping_timeout=settings.ws_ping_interval_s,
+            ws_max_size=settings.max_request_bytes + WS_FRAME_SLACK,
+        )
         server = _Server(config)
     worker_scope = anyio.CancelScope()
 
@@ -69,6 +80,7 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
                 await runner.stop()
                 worker_scope.cancel()
             if server is not None:
+                await close_sockets(app)
                 server.should_exit = True
     finally:
         await redis.aclose()
@@ -117,6 +129,13 @@ def cmd_pool_simulate(_: Settings, args: argparse.Namespace) -> None:
     raise SystemExit(simulate(args.simulate_args))
 
 
+def cmd_run(argv: list[str]) -> int:
+    """`coderunner run`: a client of the API; it needs no settings and parses its own flags."""
+    from coderunner.run_client import main as run
+
+    return run(argv)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coderunner", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,12 +161,20 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     simulate.set_defaults(fn=cmd_pool_simulate)
+    run = sub.add_parser(
+        "run",
+        help="run local files on a server, output live, its exit status (see --help)",
+        add_help=False,
+    )
+    run.set_defaults(fn=cmd_run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
+    if args.fn is cmd_run:
+        raise SystemExit(cmd_run(extra))
     if args.fn is cmd_pool_simulate:
         args.simulate_args = extra  # the simulator parses its own flags
     elif extra:

@@ -20,6 +20,10 @@ class Capacity:
     def _cost(self, weight: int) -> int:
         return min(weight, self.total)
 
+    @property
+    def free(self) -> int:
+        return self.total - self.used
+
     def fits(self, weight: int) -> bool:
         return self.used + self._cost(weight) <= self.total
 

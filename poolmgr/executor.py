@@ -116,6 +116,7 @@ class Executor:
             result = self._result(job, outcome, output, start, queue_s, t0, t_run, run.phases)
             with anyio.CancelScope(shield=True):
                 await publisher.finish(result)
+            pool.service_s.record(time.monotonic() - t0)
             return result
         finally:
             pool.discard(container)

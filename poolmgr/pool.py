@@ -21,6 +21,7 @@ from poolmgr.breaker import CircuitBreaker
 from poolmgr.container import AgentGone, Container
 from poolmgr.engine import Engine
 from poolmgr.engine_errors import EngineError
+from poolmgr.ewma import Ewma
 from poolmgr.sandbox import container_config
 from poolmgr.sizing import DemandSizer
 from runtimes.runtime import Runtime
@@ -35,6 +36,7 @@ RECYCLE_PER_TICK = 1
 # After a claim that leaves warm containers behind, the refill waits this long (or until the
 # execution ends): creating a container is CPU-heavy and would compete with the program.
 REFILL_DEFER_S = 0.1
+INITIAL_SERVICE_S = 0.1  # a warm hello world; the first executions correct it
 
 
 class PoolUnavailable(RuntimeError):
@@ -57,6 +59,7 @@ class Pool:
         self.sizer = DemandSizer(self.policy)
         self.target = self.policy.min
         self.breaker = CircuitBreaker()
+        self.service_s = Ewma(INITIAL_SERVICE_S)  # claim to result, for wait estimates
         self._engine = engine
         self._settings = settings
         self._limiter = create_limiter

@@ -13,6 +13,7 @@ from poolmgr.engine import Engine
 from poolmgr.engine_errors import EngineError
 from poolmgr.executor import Executor
 from poolmgr.heartbeat import Heartbeat
+from poolmgr.load import LoadReporter
 from poolmgr.pool import Pool
 from poolmgr.queue import JobQueue
 from poolmgr.reaper import Reaper
@@ -77,6 +78,12 @@ class Worker:
             settings.reap_interval_s,
             lambda: set().union(*(pool.known_ids() for pool in self.pools.values())),
         )
+        self.load = LoadReporter(
+            redis,
+            settings.worker_id,
+            self.pools,
+            lambda: (self.consumer.capacity.total, self.consumer.capacity.free),
+        )
         self._consumer_done = anyio.Event()
 
     async def ready(self) -> bool:
@@ -99,6 +106,7 @@ class Worker:
                 tg.start_soon(self.heartbeat.beat)
                 tg.start_soon(self.reaper.run)
                 tg.start_soon(self.recovery.run)
+                tg.start_soon(self.load.run)
                 for pool in self.pools.values():
                     tg.start_soon(pool.run)
                 await self.consumer.run()

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.executions import STDIN_CLOSED, STDIN_LIMIT, STDIN_OK, ExecutionStore
-from app.ws import parse_command
+from app.commands import parse_command
 from runtimes import keys, wire
 from runtimes.settings import Settings
 from tests.client import Client

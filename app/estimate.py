@@ -1,0 +1,98 @@
+"""`estimated_wait_ms`: how long a newly accepted job waits before its program starts.
+
+From the workers' load reports (warm containers, free slots, mean service time and
+create lead time per language) and the number of jobs queued ahead of it:
+- 0 while a warm container and a free slot are there for it;
+- one create lead time when a slot is free but no warm container is;
+- otherwise it waits for running executions to end, in rounds of the workers' parallelism,
+  each round one mean service time, plus a lead time when the pools are empty by then.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from runtimes import keys
+
+STALE_S = 3.0  # a report older than this is a worker that stopped or lost Redis
+CACHE_S = 0.25  # one HGETALL per quarter second, however many submissions
+
+
+@dataclass(frozen=True)
+class LanguageLoad:
+    """One worker's capacity for one language, in jobs of that language."""
+
+    warm: int
+    free: int
+    slots: int
+    service_ms: float
+    lead_ms: float
+
+
+def estimate_wait_ms(ahead: int, loads: list[LanguageLoad]) -> int | None:
+    """The wait of a job with `ahead` jobs of its language before it; None when no worker
+    serves the language (it waits until one does)."""
+    if not loads:
+        return None
+    warm = sum(load.warm for load in loads)
+    free = sum(load.free for load in loads)
+    slots = sum(load.slots for load in loads)
+    lead = max(load.lead_ms for load in loads)
+    if ahead < min(warm, free):
+        return 0
+    if ahead < free:
+        return math.ceil(lead)
+    service = sum(load.service_ms * load.slots for load in loads) / max(1, slots)
+    rounds = (ahead - free) // max(1, slots) + 1
+    refill = lead if ahead >= warm + slots else 0.0
+    return math.ceil(rounds * service + refill)
+
+
+def parse_loads(raw: dict[bytes, bytes], language: str, now: float) -> list[LanguageLoad]:
+    """The fresh reports' loads for `language`; unreadable or stale reports are skipped."""
+    out = []
+    for value in raw.values():
+        try:
+            report: dict[str, Any] = orjson.loads(value)
+            if now - float(report["at"]) > STALE_S:
+                continue
+            lang = report["languages"].get(language)
+            if lang is None:
+                continue
+            weight = max(1, int(lang["weight"]))
+            out.append(
+                LanguageLoad(
+                    warm=int(lang["warm"]),
+                    free=int(report["free"]) // weight,
+                    slots=max(1, int(report["slots"]) // weight),
+                    service_ms=float(lang["service_ms"]),
+                    lead_ms=float(lang["lead_ms"]),
+                )
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return out
+
+
+class WaitEstimator:
+    """Reads the workers' reports (cached briefly) and estimates one job's wait."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._raw: dict[bytes, bytes] = {}
+        self._read_at = -math.inf
+
+    async def _reports(self) -> dict[bytes, bytes]:
+        if time.monotonic() - self._read_at > CACHE_S:
+            self._raw = cast(dict[bytes, bytes], await self._redis.hgetall(keys.WORKER_LOAD))
+            self._read_at = time.monotonic()
+        return self._raw
+
+    async def wait_ms(self, language: str, ahead: int) -> int | None:
+        return estimate_wait_ms(ahead, parse_loads(await self._reports(), language, time.time()))
