@@ -12,7 +12,7 @@ setup: system $(VENV)/.installed engine images
 
 system:
 	@need=""; \
-	for pair in dockerd:docker.io redis-server:redis-server debootstrap:debootstrap runc:runc runsc:runsc; do \
+	for pair in dockerd:docker.io redis-server:redis-server debootstrap:debootstrap runc:runc runsc:runsc chromium:chromium; do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || need="$$need $${pair#*:}"; \
 	done; \
 	if [ -n "$$need" ]; then \

@@ -2,10 +2,10 @@
 
 From the workers' load reports (warm containers, free slots, mean service time and
 create lead time per language) and the number of jobs queued ahead of it:
-- 0 while a warm container and a free slot are there for it;
-- one create lead time when a slot is free but no warm container is;
-- otherwise it waits for running executions to end, in rounds of the workers' parallelism,
-  each round one mean service time, plus a lead time when the pools are empty by then.
+- waiting for a slot: 0 while one is free for it, else rounds of the workers' parallelism
+  (slots), each one mean service time;
+- plus one create lead time when the jobs ahead take every warm container.
+So 0 while a warm container and a slot are free for it.
 """
 
 from __future__ import annotations
@@ -42,16 +42,13 @@ def estimate_wait_ms(ahead: int, loads: list[LanguageLoad]) -> int | None:
         return None
     warm = sum(load.warm for load in loads)
     free = sum(load.free for load in loads)
-    slots = sum(load.slots for load in loads)
-    lead = max(load.lead_ms for load in loads)
-    if ahead < min(warm, free):
-        return 0
+    slots = max(1, sum(load.slots for load in loads))
+    create = max(load.lead_ms for load in loads) if ahead >= warm else 0.0
     if ahead < free:
-        return math.ceil(lead)
-    service = sum(load.service_ms * load.slots for load in loads) / max(1, slots)
-    rounds = (ahead - free) // max(1, slots) + 1
-    refill = lead if ahead >= warm + slots else 0.0
-    return math.ceil(rounds * service + refill)
+        return math.ceil(create)
+    service = sum(load.service_ms * load.slots for load in loads) / slots
+    rounds = (ahead - free) // slots + 1
+    return math.ceil(rounds * service + create)
 
 
 def parse_loads(raw: dict[bytes, bytes], language: str, now: float) -> list[LanguageLoad]:

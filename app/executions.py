@@ -8,12 +8,17 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.typing import EncodableT
 
-from runtimes import keys, wire
+from runtimes import keys, transitions, wire
 from runtimes.lifecycle import TERMINAL, Status
 from runtimes.registry import RUNTIMES
 from runtimes.transitions import Transitions
 
+BUSY = transitions.BUSY  # the user already has their most executions not ended
+SHED = transitions.SHED  # too many jobs of the language wait: new ones are shed
 STDIN_OK, STDIN_CLOSED, STDIN_LIMIT = "ok", "closed", "limit"
+# A watcher catches up a page at a time: however long the log (an output cap of many MiB),
+# one watcher holds at most this many frames (16 KiB each at most) of it at once.
+SNAPSHOT_FRAMES = 64
 # Each queued frame costs Redis a list entry whatever its size: their number is capped too.
 MAX_STDIN_FRAMES = 10_000
 # Stdin is counted in the execution's hash: `stdin_bytes` (the request's stdin, written at
@@ -41,6 +46,14 @@ return 'ok'
 )
 
 
+class Refused(Exception):
+    """A submit that queued nothing: `reason` is BUSY or SHED."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Record:
     """What Redis knows of an execution right now."""
@@ -48,7 +61,7 @@ class Record:
     execution_id: str
     language: str
     status: Status
-    result: wire.Result | None
+    exit: wire.ExitEvent | None  # once terminal: the small part of the result a watcher needs
 
 
 Snapshot = tuple[Record | None, list[bytes]]
@@ -62,22 +75,37 @@ class ExecutionStore:
         self._transitions = Transitions(redis)
         self._send_stdin = redis.register_script(_SEND_STDIN)
 
-    async def submit(self, job: wire.Job) -> None:
+    async def submit(self, job: wire.Job, max_concurrent: int, max_depth: int) -> str:
         """Record the execution as queued (with its request's stdin counted toward the stdin
-        cap) and append it to its language's stream, atomically."""
-        await self._transitions.submit(job)
+        cap) and append it to its language and priority's stream, atomically; its entry id.
+
+        `Refused(BUSY)` when the user has `max_concurrent` executions not ended yet,
+        `Refused(SHED)` when `max_depth` jobs of the language wait (premium: twice that);
+        nothing is queued then. 0 turns either check off.
+        """
+        reply = await self._transitions.submit(
+            job, max_concurrent=max_concurrent, max_depth=max_depth
+        )
+        if reply in (BUSY, SHED):
+            raise Refused(reply)
+        return reply
 
     async def get(self, execution_id: str) -> Record | None:
         values = await self._redis.hmget(keys.execution(execution_id), _RECORD_FIELDS)
         return _record(execution_id, cast(list[bytes | None], values))
 
+    async def result(self, execution_id: str) -> wire.Result | None:
+        """The final result (all of its output), once there is one."""
+        raw = await self._redis.hget(keys.execution(execution_id), "result")
+        return wire.decode_result(raw) if raw else None
+
     async def snapshot(self, execution_id: str, start: int = 0) -> Snapshot:
-        """The record and its replay log from index `start` on, read atomically in one round
-        trip. A frame's index is at least its `seq` (a retried append may repeat a frame), so
-        `start = next seq wanted` never skips one."""
+        """The record and at most SNAPSHOT_FRAMES frames of its replay log from index `start`
+        on, read atomically in one round trip. A frame's index is at least its `seq` (a
+        retried append may repeat a frame), so `start = next seq wanted` never skips one."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hmget(keys.execution(execution_id), _RECORD_FIELDS)
-            pipe.lrange(keys.output_log(execution_id), start, -1)
+            pipe.lrange(keys.output_log(execution_id), start, start + SNAPSHOT_FRAMES - 1)
             values, frames = await pipe.execute()
         return _record(execution_id, values), frames
 
@@ -104,18 +132,19 @@ class ExecutionStore:
         reply = await self._send_stdin(keys=keys_, args=args)
         return reply.decode() if isinstance(reply, bytes) else str(reply)
 
-    async def queue_depths(self) -> dict[str, int]:
-        """Accepted jobs no worker has claimed yet, per language."""
+    async def queue_depths(self) -> dict[tuple[str, str], int]:
+        """Accepted jobs no worker has claimed yet, per (language, priority), in one round trip."""
+        queues = [(language, priority) for language in RUNTIMES for priority in keys.PRIORITIES]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for language in RUNTIMES:
-                pipe.xlen(keys.job_stream(language))
-                pipe.xpending(keys.job_stream(language), keys.WORKER_GROUP)
+            for language, priority in queues:
+                pipe.xlen(keys.job_stream(language, priority))
+                pipe.xpending(keys.job_stream(language, priority), keys.WORKER_GROUP)
             replies = await pipe.execute(raise_on_error=False)
         depths = {}
-        for i, language in enumerate(RUNTIMES):
+        for i, queue in enumerate(queues):
             length, pending = replies[2 * i], replies[2 * i + 1]
             claimed = pending["pending"] if isinstance(pending, dict) else 0
-            depths[language] = max(0, int(length) - claimed) if isinstance(length, int) else 0
+            depths[queue] = max(0, int(length) - claimed) if isinstance(length, int) else 0
         return depths
 
     async def runtime_versions(self) -> dict[str, str]:
@@ -127,16 +156,18 @@ class ExecutionStore:
         return bool(await self._redis.ping())
 
 
-_RECORD_FIELDS = ["status", "language", "result"]
+# The result itself (with all the output) is read only for GET: a watcher catching up a page
+# at a time would otherwise read the whole output with every page.
+_RECORD_FIELDS = ["status", "language", "exit"]
 
 
 def _record(execution_id: str, values: list[bytes | None]) -> Record | None:
-    status, language, raw = values
+    status, language, raw_exit = values
     if status is None or language is None:
         return None
     return Record(
         execution_id=execution_id,
         language=language.decode(),
         status=Status(status.decode()),
-        result=wire.decode_result(raw) if raw else None,
+        exit=wire.decode_exit(raw_exit) if raw_exit else None,
     )

@@ -90,7 +90,8 @@ async def _result(
     record = await state.store.get(execution_id)
     if record is None:
         raise ApiError(404, "not_found", f"no execution {execution_id!r} (unknown or expired)")
-    result = record.result or pending_result(execution_id, record.language, record.status)
+    result = await state.store.result(execution_id) if record.status.terminal else None
+    result = result or pending_result(execution_id, record.language, record.status)
     return json_response(result, headers=headers)
 
 

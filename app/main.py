@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -10,15 +11,20 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from app import http, metrics, ws
+from app import http, metrics, page, run_socket, ws
+from app.admission import Admission
 from app.errors import HANDLERS
+from app.estimate import WaitEstimator
 from app.executions import ExecutionStore
+from app.ratelimit import RateLimiter
 from app.relay import Relay
 from app.snapshots import Snapshots
 from app.sockets import SocketLimits
 from app.state import AppState, ReadinessCheck
 from runtimes.redis_client import connect
 from runtimes.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _guarded(check: ReadinessCheck) -> ReadinessCheck:
@@ -54,6 +60,19 @@ def _cors(settings: Settings) -> list[Middleware]:
     ]
 
 
+def _announce(settings: Settings, limiter: RateLimiter) -> None:
+    """Say at start-up who may call: an open service should never be a surprise."""
+    if settings.api_keys:
+        log.info("API keys required: %d key(s) configured", len(settings.api_keys))
+    else:
+        log.warning(
+            "the API is OPEN: anyone who can reach it may run code"
+            " (set CODERUNNER_API_KEYS=key:user[:tier],... to require keys)"
+        )
+    if not limiter.enabled:
+        log.warning("rate limiting is off (CODERUNNER_RATE_BURST or CODERUNNER_RATE_PER_S is 0)")
+
+
 def create_app(
     settings: Settings, redis_url: str, extra_readiness: Mapping[str, ReadinessCheck] | None = None
 ) -> Starlette:
@@ -65,14 +84,17 @@ def create_app(
         relay = Relay(redis)
         store = ExecutionStore(redis, settings.result_ttl_s, settings.max_stdin_bytes)
         checks = {"redis": store.ping, **(extra_readiness or {})}
+        limiter = RateLimiter(redis, settings.rate_burst, settings.rate_per_s)
         app.state.coderunner = AppState(
             settings,
             store,
             relay,
             Snapshots(store),
             SocketLimits(settings.max_watchers_per_execution, settings.max_sockets_per_client),
-            {name: _guarded(c) for name, c in checks.items()},
+            Admission(settings, store, limiter, WaitEstimator(redis)),
+            readiness={name: _guarded(c) for name, c in checks.items()},
         )
+        _announce(settings, limiter)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(relay.run)
@@ -85,8 +107,19 @@ def create_app(
             await redis.aclose()
 
     return Starlette(
-        routes=[*http.routes, *ws.routes, *metrics.routes],
+        routes=[*http.routes, *ws.routes, *run_socket.routes, *metrics.routes, *page.routes],
         middleware=_cors(settings),
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
+
+
+async def close_sockets(app: Starlette, grace_s: float = 2.0) -> None:
+    """Close every WebSocket with 1001 (going away) before the server stops, so that clients
+    reconnect elsewhere instead of seeing a dropped connection; waits up to `grace_s`."""
+    state: AppState | None = getattr(app.state, "coderunner", None)
+    if state is None:
+        return
+    state.closing.set()
+    with anyio.move_on_after(grace_s):
+        await state.sockets.all_closed()

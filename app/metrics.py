@@ -11,15 +11,15 @@ from app.state import AppState
 
 QUEUE_DEPTH = Gauge(
     "code_runner_queue_depth",
-    "Accepted executions not yet claimed by a worker",
+    "Accepted executions not yet claimed by a worker, per priority queue and language",
     ["queue", "language"],
 )
 
 
 async def metrics(request: Request) -> Response:
     depths = await AppState.of(request).store.queue_depths()
-    for language, depth in depths.items():
-        QUEUE_DEPTH.labels("default", language).set(depth)
+    for (language, priority), depth in depths.items():
+        QUEUE_DEPTH.labels(priority, language).set(depth)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -38,6 +38,7 @@ from app.sockets import TooManySockets
 from app.state import AppState
 from app.watch import UnknownExecution, follow
 from app.ws import PONG, accept, deliver, until_shutdown
+from runtimes import wire
 
 SUBMIT_WAIT_S = 10.0  # how long a stdin or kill frame waits for its run to be queued
 CLOSING_CODES = {"rate_limited": CLOSE_RATE_LIMITED, "too_many_running": CLOSE_RATE_LIMITED}
@@ -156,9 +157,15 @@ class RunSession:
                 )
                 async with aclosing(follow(state.snapshots, feed, eid)) as frames:
                     async for raw in frames:
+                        if wire.is_exit(raw):  # a client may send its next run on seeing it
+                            self._end(run)
                         await self._sock.send(prefix + raw[1:])
         finally:
             run.submitted.set()
+            self._end(run)
+
+    def _end(self, run: _Run) -> None:
+        if self._run is run:
             self._run = None
 
     async def _refuse(self, exc: ApiError) -> None:

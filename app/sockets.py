@@ -6,6 +6,8 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import anyio
+
 
 class TooManySockets(Exception):
     """A socket past a cap; `reason` is the close reason the client reads."""
@@ -25,6 +27,7 @@ class SocketLimits:
         self._per_client = per_client
         self._executions: Counter[str] = Counter()
         self._clients: Counter[str] = Counter()
+        self._closed = anyio.Event()
 
     @contextmanager
     def hold(self, execution_id: str | None, client: str) -> Iterator[None]:
@@ -45,11 +48,18 @@ class SocketLimits:
             if execution_id is not None:
                 _release(self._executions, execution_id)
             _release(self._clients, client)
+            self._closed.set()
 
     @property
     def open(self) -> int:
         """Sockets open in this process."""
         return sum(self._clients.values())
+
+    async def all_closed(self) -> None:
+        """Return once no socket is open."""
+        while self.open:
+            self._closed = anyio.Event()
+            await self._closed.wait()
 
 
 def _release(counts: Counter[str], key: str) -> None:

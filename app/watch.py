@@ -7,7 +7,7 @@ from contextlib import aclosing
 
 import anyio
 
-from app.executions import Record
+from app.executions import SNAPSHOT_FRAMES, Record
 from app.relay import Feed, Relay
 from app.snapshots import Snapshots
 from runtimes import wire
@@ -76,22 +76,29 @@ async def follow(snapshots: Snapshots, feed: Feed, execution_id: str) -> AsyncGe
     gap-free: any frame not yet in the log is published after we subscribed. A live
     frame that skips a `seq`, the `exit` event, a dropped feed (this watcher fell too far
     behind) or a long silence makes it re-read the record and the log from the next `seq`
-    it needs (the result is written in the same script that publishes `exit`).
+    it needs (the result is written in the same script that publishes `exit`), a page of
+    SNAPSHOT_FRAMES at a time, so a slow watcher never holds the whole log.
     """
-    record, log = await _snapshot(snapshots, execution_id, 0)
+    start = 0
+    record, log = await _snapshot(snapshots, execution_id, start)
     cursor = _Cursor(record.status)
     yield wire.encode(wire.StatusEvent(record.status))
     while True:
         for raw in cursor.catch_up(record, log):
             yield raw
-        if record.result is not None:
-            for raw in cursor.end(wire.ExitEvent.of(record.result)):
+        if len(log) == SNAPSHOT_FRAMES:  # a full page: the log goes on past it
+            start = max(cursor.next_seq, start + len(log))
+            record, log = await _snapshot(snapshots, execution_id, start)
+            continue
+        if record.exit is not None:
+            for raw in cursor.end(record.exit):
                 yield raw
             return
         while (event := await _next(feed)) is not None and not _resync_first(event, cursor):
             for shown in cursor.live(event):
                 yield shown
-        record, log = await _snapshot(snapshots, execution_id, cursor.next_seq)
+        start = cursor.next_seq
+        record, log = await _snapshot(snapshots, execution_id, start)
 
 
 async def _next(feed: Feed) -> bytes | None:

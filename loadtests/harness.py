@@ -61,7 +61,6 @@ def _ready(port: int) -> bool:
         return False
 
 
-@contextmanager
 # Benchmarks measure the engine, not the front door's per-client limits.
 UNLIMITED = {
     "CODERUNNER_RATE_PER_S": "0",
@@ -70,6 +69,7 @@ UNLIMITED = {
 }
 
 
+@contextmanager
 def own_server(**env_overrides: str) -> Iterator[str]:
     """A `coderunner dev` with a private redis on a free port, stopped with SIGTERM after."""
     port = _free_port()

@@ -147,6 +147,22 @@ def decode_result(raw: bytes | str) -> Result:
     return Result(**d)
 
 
+_EXIT_END = b'"type":"exit"}'
+
+
+def is_exit(raw: bytes) -> bool:
+    """Whether an encoded event is `exit`, without decoding it: `type` is the last field of
+    every event, and output data is never last."""
+    return raw.endswith(_EXIT_END)
+
+
+def decode_exit(raw: bytes | str) -> ExitEvent:
+    event = decode_event(raw)
+    if not isinstance(event, ExitEvent):
+        raise ValueError(f"not an exit event: {event!r}")
+    return event
+
+
 def decode_event(raw: bytes | str) -> Event:
     d = orjson.loads(raw)
     kind = d["type"]

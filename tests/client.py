@@ -15,11 +15,27 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 
+class Headers(dict[str, str]):
+    """Response headers, looked up case-insensitively as HTTP names are."""
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__({k.lower(): v for k, v in dict(items).items()})
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(name.lower(), default)
+
+
 @dataclass
 class Reply:
     status: int
     body: Any
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Headers = field(default_factory=Headers)
 
 
 @dataclass
@@ -63,9 +79,9 @@ class Client:
             req.add_header(name, value)
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
-                return Reply(resp.status, _decode(resp.read(), resp.headers), dict(resp.headers))
+                return Reply(resp.status, _decode(resp.read(), resp.headers), Headers(resp.headers))
         except urllib.error.HTTPError as err:
-            return Reply(err.code, _decode(err.read(), err.headers), dict(err.headers))
+            return Reply(err.code, _decode(err.read(), err.headers), Headers(err.headers))
 
     def submit(self, **body: Any) -> str:
         reply = self.request("POST", "/api/v1/execute", {"language": "python", **body})
@@ -80,13 +96,16 @@ class Client:
         result: dict[str, Any] = reply.body
         return result
 
-    def socket(self, execution_id: str) -> ClientConnection:
-        return connect(f"{self.ws_base}/ws/execution/{execution_id}", open_timeout=10)
+    def socket(self, execution_id: str, headers: dict[str, str] | None = None) -> ClientConnection:
+        url = f"{self.ws_base}/ws/execution/{execution_id}"
+        return connect(url, additional_headers=headers, open_timeout=10)
 
-    def watch(self, execution_id: str, timeout: float = 60) -> Watched:
+    def watch(
+        self, execution_id: str, timeout: float = 60, headers: dict[str, str] | None = None
+    ) -> Watched:
         """Read a WebSocket from connect to close."""
         frames: list[dict[str, Any]] = []
-        with self.socket(execution_id) as ws:
+        with self.socket(execution_id, headers) as ws:
             try:
                 while True:
                     frames.append(json.loads(ws.recv(timeout=timeout)))

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from app.executions import STDIN_CLOSED, STDIN_LIMIT, STDIN_OK, ExecutionStore
 from app.commands import parse_command
+from app.executions import STDIN_CLOSED, STDIN_LIMIT, STDIN_OK, ExecutionStore
 from runtimes import keys, wire
 from runtimes.settings import Settings
 from tests.client import Client
@@ -26,7 +26,7 @@ def _stdin(data: str | None, eof: bool = False) -> bytes:
 async def test_the_store_counts_stdin_atomically_and_refuses_past_the_cap(redis: Redis) -> None:
     store = ExecutionStore(redis, ttl_s=60, max_stdin_bytes=10)
     job = wire.Job(uuid.uuid4().hex, "python", (), stdin="abc", interactive=True)
-    await store.submit(job)
+    await store.submit(job, max_concurrent=0, max_depth=0)
     eid = job.execution_id
 
     async def send(data: str | None, eof: bool = False) -> str:
@@ -74,7 +74,7 @@ def test_a_socket_past_the_stdin_cap_gets_an_error_frame_and_stays_open(server: 
 async def test_a_run_that_is_not_interactive_takes_no_stdin_frames(redis: Redis) -> None:
     store = ExecutionStore(redis, ttl_s=60, max_stdin_bytes=10)
     job = wire.Job(uuid.uuid4().hex, "python", (), stdin="abc")
-    await store.submit(job)
+    await store.submit(job, max_concurrent=0, max_depth=0)
     assert await store.send_stdin(job.execution_id, _stdin("x"), 1, False) == STDIN_CLOSED
     assert await redis.exists(keys.control(job.execution_id)) == 0
 
@@ -86,7 +86,7 @@ async def test_stdin_frames_are_capped_in_number_too(
     monkeypatch.setattr("app.executions.MAX_STDIN_FRAMES", 3)
     store = ExecutionStore(redis, ttl_s=60, max_stdin_bytes=10)
     job = wire.Job(uuid.uuid4().hex, "python", (), interactive=True)
-    await store.submit(job)
+    await store.submit(job, max_concurrent=0, max_depth=0)
     replies = [await store.send_stdin(job.execution_id, _stdin("x"), 1, False) for _ in range(5)]
     assert replies == [STDIN_OK] * 3 + [STDIN_LIMIT] * 2
     assert await redis.llen(keys.control(job.execution_id)) == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runtimes.registry import RUNTIMES
-from runtimes.settings import MinSchedule, PoolPolicy, Settings, SettingsError
+from runtimes.settings import ApiKey, MinSchedule, PoolPolicy, Settings, SettingsError
 
 
 def test_defaults() -> None:
@@ -72,3 +72,40 @@ def test_pool_defaults_follow_each_languages_weight() -> None:
     assert settings.pool_policy("python").max == RUNTIMES["python"].pool_max
     assert settings.pool_policy("java").max == RUNTIMES["java"].pool_max
     assert settings.pool_policy("rust").max == 1
+
+
+def test_api_keys_name_users_and_tiers() -> None:
+    settings = Settings.from_env({"CODERUNNER_API_KEYS": "k1:ann, k2:bob:premium,k3:cy:standard"})
+    assert settings.api_keys == {
+        "k1": ApiKey("ann"),
+        "k2": ApiKey("bob", "premium"),
+        "k3": ApiKey("cy", "standard"),
+    }
+    assert Settings.from_env({}).api_keys == {}
+
+
+@pytest.mark.parametrize("raw", ["k1", "k1:", ":ann", "k1:ann:gold", "k1:ann:premium:x"])
+def test_a_malformed_api_key_entry_is_refused_without_echoing_the_key(raw: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({"CODERUNNER_API_KEYS": f"good:ann,{raw}"})
+    assert "entry 2" in str(err.value)
+    assert "k1" not in str(err.value)
+
+
+def test_front_door_limits_and_per_language_queue_depth() -> None:
+    settings = Settings.from_env(
+        {
+            "CODERUNNER_RATE_BURST": "5",
+            "CODERUNNER_RATE_PER_S": "0.5",
+            "CODERUNNER_MAX_CONCURRENT_PER_USER": "0",
+            "CODERUNNER_MAX_QUEUE_DEPTH": "50",
+            "CODERUNNER_MAX_QUEUE_DEPTH_JAVA": "10",
+        }
+    )
+    assert (settings.rate_burst, settings.rate_per_s, settings.max_concurrent_per_user) == (
+        5,
+        0.5,
+        0,
+    )
+    assert settings.max_queue_depth("java") == 10
+    assert settings.max_queue_depth("python") == 50

@@ -42,3 +42,11 @@ def test_events_are_contract_frames() -> None:
     assert set(exit_frame) >= {"exit_code", "signal", "start", "timings"}
     for event in (wire.StatusEvent(Status.RUNNING), out, wire.ExitEvent.of(result)):
         assert wire.decode_event(wire.encode(event)) == event
+
+
+def test_is_exit_tells_the_exit_event_without_decoding() -> None:
+    result = wire.Result("e", "python", Status.COMPLETED, exit_code=0)
+    assert wire.is_exit(wire.encode(wire.ExitEvent.of(result)))
+    assert not wire.is_exit(wire.encode(wire.StatusEvent(Status.RUNNING)))
+    tricky = wire.OutputEvent("stdout", '"type":"exit"}', 0)
+    assert not wire.is_exit(wire.encode(tricky))
