@@ -7,6 +7,7 @@ import time
 from enum import Enum
 
 import anyio
+from anyio.abc import TaskGroup
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -62,7 +63,7 @@ class Consumer:
         self.stopping = False
 
     def _readable(self) -> list[str]:
-        """Languages to read at most one job of each, all of whose weights fit together.
+        """Languages to read one job of each (see `JobQueue.read`), whose weights all fit together.
 
         The start rotates, so that when not all fit, no language is always left out.
         """
@@ -91,8 +92,18 @@ class Consumer:
                     await self._redis_trouble(exc)
                     continue
                 for entry in entries:
-                    self.capacity.take(self._pools[entry.job.language].runtime.weight)
-                    tg.start_soon(self._handle, entry, time.monotonic())
+                    await self._start(tg, entry)
+
+    async def _start(self, tg: TaskGroup, entry: Entry) -> None:
+        """Run the entry once its weight fits: at once, but for the second of a read that
+        brought a job of each priority of one language (see `JobQueue.read`), which waits
+        here, vouched for as in flight, until a running job frees the room."""
+        weight = self._pools[entry.job.language].runtime.weight
+        self._in_flight.add(entry.ref)
+        while not self.capacity.fits(weight):
+            await self.capacity.wait_freed()
+        self.capacity.take(weight)
+        tg.start_soon(self._handle, entry, time.monotonic())
 
     async def _redis_trouble(self, exc: Exception) -> None:
         """Wait out a Redis outage; a restarted Redis without data needs its groups again."""
@@ -103,7 +114,6 @@ class Consumer:
 
     async def _handle(self, entry: Entry, read_at: float) -> None:
         job = entry.job
-        self._in_flight.add(entry.entry_id)
         metrics.ACTIVE.labels(job.language).inc()
         try:
             ended = await self._vouched(entry, read_at)
@@ -116,7 +126,7 @@ class Consumer:
             log.exception("execution=%s could not be settled now", job.execution_id)
         finally:
             metrics.ACTIVE.labels(job.language).dec()
-            self._in_flight.discard(entry.entry_id)
+            self._in_flight.discard(entry.ref)
             self.capacity.give(self._pools[job.language].runtime.weight)
 
     async def _vouched(self, entry: Entry, read_at: float) -> Ended | str:

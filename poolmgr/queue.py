@@ -1,4 +1,5 @@
-"""The job streams as a worker sees them: read through the group, ack, retry, dead-letter."""
+"""The job streams as a worker sees them: read through the group (premium first, standard
+never starved), ack, retry, dead-letter."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 BLOCK_MS = 1000
 CLAIM_IDLE_MS = 1000  # two recovering workers never both claim the same entry
 INVALID_JOB = "invalid_job"
+# While both priorities of a language have jobs waiting, at least one claim of the language
+# in this many is a standard job.
+STANDARD_EVERY = 4
 
 # KEYS: stream, execution. ARGV: job, old entry id, group. The next attempt's entry replaces
 # the old one (and is recorded on the execution for the sweeper); a re-sent swap whose old
@@ -36,21 +40,34 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return entry
 """
 
-# KEYS: stream, the consumer's heartbeat. ARGV: group, consumer. A consumer is forgotten
-# only while it is dead and owns no pending entry, checked in the same step: deleting a
-# consumer drops its pending entries, which would then never be settled.
+# KEYS: the consumer's heartbeat, then the language's streams. ARGV: group, consumer. A
+# consumer is forgotten only while it is dead and owns no pending entry of any of them,
+# checked in the same step: deleting a consumer drops its pending entries, which would then
+# never be settled.
 _FORGET = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
-redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #KEYS do
+  if #redis.call('XPENDING', KEYS[i], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+end
+for i = 2, #KEYS do redis.call('XGROUP', 'DELCONSUMER', KEYS[i], ARGV[1], ARGV[2]) end
 return 1
 """
 
 
+def _ref(stream: str, entry_id: str) -> str:
+    return f"{stream} {entry_id}"
+
+
 class Pending(NamedTuple):
+    stream: str
     entry_id: str
     consumer: str
     idle_ms: int
+
+    @property
+    def ref(self) -> str:
+        """The entry's name among all streams (its id is unique in its own stream only)."""
+        return _ref(self.stream, self.entry_id)
 
 
 class Entry(NamedTuple):
@@ -58,8 +75,36 @@ class Entry(NamedTuple):
     entry_id: str
     job: wire.Job
 
+    @property
+    def ref(self) -> str:
+        """The entry's name among all streams (its id is unique in its own stream only)."""
+        return _ref(self.stream, self.entry_id)
+
 
 _Raw = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
+
+
+class Turns:
+    """Which priority each language's next read tries first: premium, except after
+    STANDARD_EVERY - 1 premium claims in a row, when standard goes first (once it has
+    nothing waiting, the count starts over)."""
+
+    def __init__(self) -> None:
+        self._premium_run: dict[str, int] = {}
+
+    def order(self, language: str) -> tuple[str, ...]:
+        if self._premium_run.get(language, 0) >= STANDARD_EVERY - 1:
+            return tuple(reversed(keys.PRIORITIES))
+        return keys.PRIORITIES
+
+    def claimed(self, job: wire.Job) -> None:
+        run = self._premium_run.get(job.language, 0)
+        self._premium_run[job.language] = run + 1 if job.priority == "premium" else 0
+
+    def missed(self, language: str, priority: str) -> None:
+        """`language` had no `priority` job waiting."""
+        if priority == "standard":
+            self._premium_run[language] = 0
 
 
 class JobQueue:
@@ -74,26 +119,56 @@ class JobQueue:
         self._ttl = result_ttl_s
         self._swap = redis.register_script(_SWAP)
         self._forget = redis.register_script(_FORGET)
+        self._turns = Turns()
 
     async def ensure_groups(self, languages: list[str]) -> None:
-        for language in languages:
+        for stream in (s for language in languages for s in keys.job_streams(language)):
             try:
-                await self._redis.xgroup_create(
-                    keys.job_stream(language), keys.WORKER_GROUP, id="0", mkstream=True
-                )
+                await self._redis.xgroup_create(stream, keys.WORKER_GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
     async def read(self, languages: list[str]) -> list[Entry]:
-        """New jobs, at most one of each of `languages`, waiting up to a second.
+        """New jobs, one of each of `languages` that has any, in priority order (see `Turns`);
+        when none has any, one blocking read of all their streams, up to a second.
 
-        Redis applies COUNT per stream, so every entry of the reply is this worker's now:
-        the caller must handle them all (it reads only languages whose weights all fit).
+        Every entry of the reply is this worker's now: the caller must handle them all. That
+        is normally one per language, but a blocking read (Redis applies COUNT per stream)
+        can bring a job of each priority of one language, both having come within the wait.
         """
-        streams: dict[KeyT, StreamIdT] = {keys.job_stream(lang): ">" for lang in languages}
+        entries = await self._read_in_turn(languages)
+        if not entries:
+            streams = [stream for language in languages for stream in keys.job_streams(language)]
+            entries = await self._read(streams, BLOCK_MS)
+        for entry in entries:
+            self._turns.claimed(entry.job)
+        return entries
+
+    async def _read_in_turn(self, languages: list[str]) -> list[Entry]:
+        """Without waiting: each language's first choice of stream, then for the languages
+        that had nothing there, their next choice, and so on."""
+        orders = {language: self._turns.order(language) for language in languages}
+        entries: list[Entry] = []
+        left = languages
+        for turn in range(len(keys.PRIORITIES)):
+            if not left:
+                break
+            streams = {keys.job_stream(lang, orders[lang][turn]): lang for lang in left}
+            got = await self._read(list(streams), None)
+            served = {streams[entry.stream] for entry in got}
+            for language in left:
+                if language not in served:
+                    self._turns.missed(language, orders[language][turn])
+            entries += got
+            left = [language for language in left if language not in served]
+        return entries
+
+    async def _read(self, streams: list[str], block_ms: int | None) -> list[Entry]:
+        """At most one new entry of each stream, waiting up to `block_ms` if given."""
+        ids: dict[KeyT, StreamIdT] = dict.fromkeys(streams, ">")
         reply = await self._redis.xreadgroup(
-            keys.WORKER_GROUP, self.worker_id, streams, count=1, block=BLOCK_MS
+            keys.WORKER_GROUP, self.worker_id, ids, count=1, block=block_ms
         )
         return await self._decode(cast(_Raw, reply or []))
 
@@ -151,22 +226,27 @@ class JobQueue:
         )
 
     async def pending(self, language: str) -> list[Pending]:
-        """This language's claimed, unacknowledged entries."""
-        rows = await self._redis.xpending_range(
-            keys.job_stream(language), keys.WORKER_GROUP, min="-", max="+", count=1000
-        )
-        return [
-            Pending(
-                r["message_id"].decode(), r["consumer"].decode(), int(r["time_since_delivered"])
+        """This language's claimed, unacknowledged entries, of every priority."""
+        pending = []
+        for stream in keys.job_streams(language):
+            rows = await self._redis.xpending_range(
+                stream, keys.WORKER_GROUP, min="-", max="+", count=1000
             )
-            for r in cast(list[dict[str, Any]], rows)
-        ]
+            pending += [
+                Pending(
+                    stream,
+                    r["message_id"].decode(),
+                    r["consumer"].decode(),
+                    int(r["time_since_delivered"]),
+                )
+                for r in cast(list[dict[str, Any]], rows)
+            ]
+        return pending
 
     async def claim(
-        self, language: str, entry_ids: list[str], min_idle_ms: int = CLAIM_IDLE_MS
+        self, stream: str, entry_ids: list[str], min_idle_ms: int = CLAIM_IDLE_MS
     ) -> list[Entry]:
         """Take over entries of a dead consumer; those another worker took first are skipped."""
-        stream = keys.job_stream(language)
         ids: list[StreamIdT] = list(entry_ids)
         reply = await self._redis.xclaim(
             stream, keys.WORKER_GROUP, self.worker_id, min_idle_ms, ids
@@ -175,15 +255,19 @@ class JobQueue:
         return await self._decode(cast(_Raw, [(stream.encode(), taken)]))
 
     async def forget_dead_consumers(self, language: str) -> list[str]:
-        """Remove the group's consumers that are dead and own nothing; their names."""
-        stream = keys.job_stream(language)
-        rows = await self._redis.xinfo_consumers(stream, keys.WORKER_GROUP)
+        """Remove the language's consumers that are dead and own nothing; their names."""
+        streams = keys.job_streams(language)
+        names: dict[str, bool] = {}  # name -> owns nothing
+        for stream in streams:
+            for row in await self._redis.xinfo_consumers(stream, keys.WORKER_GROUP):
+                raw = row["name"]
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                names[name] = names.get(name, True) and int(row["pending"]) == 0
         forgotten = []
-        for row in rows:
-            name = row["name"].decode() if isinstance(row["name"], bytes) else str(row["name"])
-            if name == self.worker_id or int(row["pending"]) > 0:
+        for name, idle in names.items():
+            if name == self.worker_id or not idle:
                 continue
-            keys_ = [stream, keys.worker_heartbeat(name)]
+            keys_ = [keys.worker_heartbeat(name), *streams]
             if await self._forget(keys=keys_, args=[keys.WORKER_GROUP, name]):
                 forgotten.append(name)
         return forgotten

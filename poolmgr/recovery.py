@@ -40,7 +40,7 @@ class Recovery:
         interval_s: float,
         in_flight: set[str],
     ) -> None:
-        """`in_flight`: ids of the entries this worker's consumer is handling right now."""
+        """`in_flight`: the entries (`Entry.ref`) this worker's consumer is handling now."""
         self._redis = redis
         self._queue = queue
         self._transitions = transitions
@@ -63,27 +63,32 @@ class Recovery:
 
     async def recover(self, own: bool = False) -> int:
         """Settle entries pending with dead consumers (and this worker's past life if `own`)."""
-        me = self._queue.worker_id
         settled = 0
         for language in self._languages:
-            pending = await self._queue.pending(language)
-            others = sorted({p.consumer for p in pending if p.consumer != me})
-            alive = await heartbeat.alive(self._redis, others)
-            orphans = [p.entry_id for p in pending if self._orphaned(p, alive, own)]
-            if not orphans:
-                continue
-            for entry in await self._queue.claim(language, orphans, 0 if own else CLAIM_IDLE_MS):
-                log.warning("execution=%s recovered from a dead worker", entry.job.execution_id)
-                await self.settle(entry, "worker_lost")
-                settled += 1
+            for stream, ids in (await self._orphans(language, own)).items():
+                for entry in await self._queue.claim(stream, ids, 0 if own else CLAIM_IDLE_MS):
+                    log.warning("execution=%s recovered from a dead worker", entry.job.execution_id)
+                    await self.settle(entry, "worker_lost")
+                    settled += 1
         return settled
+
+    async def _orphans(self, language: str, own: bool) -> dict[str, list[str]]:
+        """The language's pending entries that nothing handles, as stream -> entry ids."""
+        me = self._queue.worker_id
+        pending = await self._queue.pending(language)
+        alive = await heartbeat.alive(self._redis, sorted({p.consumer for p in pending} - {me}))
+        orphans: dict[str, list[str]] = {}
+        for p in pending:
+            if self._orphaned(p, alive, own):
+                orphans.setdefault(p.stream, []).append(p.entry_id)
+        return orphans
 
     def _orphaned(self, entry: Pending, alive: dict[str, bool], own: bool) -> bool:
         """A dead worker's entry; or one of ours that nothing here handles (our earlier life,
         or an entry whose delivery reply was lost to a dropped connection)."""
         if entry.consumer != self._queue.worker_id:
             return not alive[entry.consumer]
-        lost = entry.entry_id not in self._in_flight and entry.idle_ms > ORPHAN_IDLE_MS
+        lost = entry.ref not in self._in_flight and entry.idle_ms > ORPHAN_IDLE_MS
         return own or lost
 
     async def settle(self, entry: Entry, failure_code: str) -> None:

@@ -21,6 +21,11 @@ from runtimes.lifecycle import TERMINAL, Status
 OK = "ok"
 ABORTED_NOW, KILL_SENT = "aborted-now", "kill-sent"
 ALIVE, ORPHAN = "alive", "orphan"
+BUSY, SHED = "busy", "shed"  # submit refused: the user's cap, the language's queue depth
+PREMIUM_DEPTH_FACTOR = 2  # premium jobs are shed only at this many times the depth limit
+# A user's set of executions lives this long after their last submit: longer than any
+# execution stays unended, so it only collects the sets of users who stopped submitting.
+USER_ACTIVE_TTL_S = 24 * 3600
 STALE = "stale"  # the write came from an attempt that was handed to another worker
 _TERMINAL = "{" + ", ".join(f'["{s.value}"] = true' for s in sorted(TERMINAL)) + "}"
 # Every script starts here: a missing execution is left alone.
@@ -100,7 +105,8 @@ end
 """
     + _FENCE
     + """
-redis.call('HSET', KEYS[1], 'status', ARGV[3], 'result', ARGV[4], 'finished_by', ARGV[2])
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'result', ARGV[4], 'exit', ARGV[5],
+           'finished_by', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('DEL', KEYS[4])
@@ -129,7 +135,15 @@ return 'ok'
 """
 )
 
-# KEYS: execution, channel, control, active, job stream.
+
+# Sets `stream` to the stream holding the execution's entry, as its record names it (a
+# record from before priorities names none: the standard stream, KEYS[first]). Every stream
+# of the language is passed from KEYS[first] on, so only declared keys are touched.
+def _entry_stream(first: int) -> str:
+    return f"local stream = redis.call('HGET', KEYS[1], 'stream') or KEYS[{first}]\n"
+
+
+# KEYS: execution, channel, control, active, then the language's streams (standard first).
 # ARGV: aborted result, exit event, kill message, ttl, execution id, token of this abort.
 # A queued execution ends here and now, and its stream entry goes, so no worker spends a
 # container on it; a started one is killed by its worker.
@@ -141,14 +155,16 @@ if current == 'aborted' and redis.call('HGET', KEYS[1], 'finished_by') == ARGV[6
 end
 """
     + _NOT_ENDED
+    + _entry_stream(5)
     + """
 if current == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'aborted', 'result', ARGV[1], 'finished_by', ARGV[6])
+  redis.call('HSET', KEYS[1], 'status', 'aborted', 'result', ARGV[1], 'exit', ARGV[2],
+             'finished_by', ARGV[6])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
   redis.call('DEL', KEYS[3])
   redis.call('ZREM', KEYS[4], ARGV[5])
   local entry = redis.call('HGET', KEYS[1], 'entry')
-  if entry then redis.call('XDEL', KEYS[5], entry) end
+  if entry then redis.call('XDEL', stream, entry) end
   redis.call('PUBLISH', KEYS[2], ARGV[2])
   return 'aborted-now'
 end
@@ -158,35 +174,78 @@ return 'kill-sent'
 """
 )
 
-# KEYS: execution, job stream, active. ARGV: job, language, accepted at, execution id,
-# stdin bytes, interactive (1/0). Recorded as queued and appended to its stream in one step,
-# with the entry id; a run that is not interactive has its stdin closed from the start. A
-# re-sent submit finds its execution recorded and queues nothing more.
-_SUBMIT = """
+# KEYS: execution, job stream, active, the user's active executions, then every stream of
+# the language. ARGV: job, language, accepted at, execution id, stdin bytes, interactive
+# (1/0), user, priority, concurrency cap, depth limit, group, execution key prefix, ttl of
+# the user's set.
+# Recorded as queued and appended to its stream in one step, with the entry id; a run that
+# is not interactive has its stdin closed from the start. A re-sent submit finds its
+# execution recorded and queues nothing more.
+# The cap (0: none): the user's set holds their executions; those found ended (or expired)
+# leave it here, so a slot is held exactly while its execution is not terminal, however it
+# ends. The members' keys are built here from the prefix (issue 10: Redis Cluster needs
+# them declared). The depth limit (0: none): jobs of the language that no worker has
+# claimed yet, of both priorities.
+_SUBMIT = f"""
+local terminal = {_TERMINAL}
 local recorded = redis.call('HGET', KEYS[1], 'entry')
 if recorded then return recorded end
+local cap = tonumber(ARGV[9])
+if cap > 0 then
+  local active = 0
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+    local status = redis.call('HGET', ARGV[12] .. id, 'status')
+    if status and not terminal[status] then
+      active = active + 1
+    else
+      redis.call('SREM', KEYS[4], id)
+    end
+  end
+  if active >= cap then return 'busy' end
+end
+local limit = tonumber(ARGV[10])
+if limit > 0 then
+  local waiting = 0
+  for i = 5, #KEYS do
+    local pending = redis.pcall('XPENDING', KEYS[i], ARGV[11])
+    local claimed = 0
+    if type(pending) == 'table' and not pending.err then claimed = pending[1] end
+    waiting = waiting + math.max(0, redis.call('XLEN', KEYS[i]) - claimed)
+  end
+  if waiting >= limit then return 'shed' end
+end
 local entry = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'queued', 'language', ARGV[2], 'attempt', 0,
-           'entry', entry, 'stdin_bytes', ARGV[5])
+           'entry', entry, 'stream', KEYS[2], 'user', ARGV[7], 'priority', ARGV[8],
+           'stdin_bytes', ARGV[5])
 if ARGV[6] == '0' then redis.call('HSET', KEYS[1], 'stdin_closed', 1) end
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+if cap > 0 then
+  redis.call('SADD', KEYS[4], ARGV[4])
+  redis.call('EXPIRE', KEYS[4], ARGV[13])
+end
 return entry
 """
 
-# KEYS: execution, job stream, active. ARGV: execution id.
+# KEYS: execution, active, then the language's streams (standard first). ARGV: execution id.
 # An execution that is not terminal must have its job in the stream (queued or pending with
 # a worker); one that has not is an orphan, answered with its attempt for `finish`.
-_SWEEP = f"""
+_SWEEP = (
+    f"""
 local terminal = {_TERMINAL}
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current or terminal[current] then
-  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
   return current or 'missing'
 end
+"""
+    + _entry_stream(3)
+    + """
 local entry = redis.call('HGET', KEYS[1], 'entry')
-if not entry or #redis.call('XRANGE', KEYS[2], entry, entry) > 0 then return 'alive' end
+if not entry or #redis.call('XRANGE', stream, entry, entry) > 0 then return 'alive' end
 return 'orphan:' .. (redis.call('HGET', KEYS[1], 'attempt') or '0')
 """
+)
 
 KILL = b'{"type":"kill"}'
 
@@ -203,18 +262,37 @@ class Transitions:
         self._abort = redis.register_script(_ABORT)
         self._sweep = redis.register_script(_SWEEP)
 
-    async def submit(self, job: wire.Job) -> str:
-        """Record `job` as queued and queue it; its stream entry id."""
+    async def submit(self, job: wire.Job, *, max_concurrent: int = 0, max_depth: int = 0) -> str:
+        """Record `job` as queued and queue it on its priority's stream; its entry id.
+
+        Or, queueing nothing: BUSY when the user already has `max_concurrent` executions
+        not ended, SHED when `max_depth` jobs of the language wait unclaimed (premium jobs:
+        PREMIUM_DEPTH_FACTOR times that). 0 turns either check off.
+        """
         eid = job.execution_id
-        keys_ = [keys.execution(eid), keys.job_stream(job.language), keys.ACTIVE]
-        stdin_bytes = len(job.stdin.encode())
+        stream = keys.job_stream(job.language, job.priority)
+        keys_ = [
+            keys.execution(eid),
+            stream,
+            keys.ACTIVE,
+            keys.user_active(job.user),
+            *keys.job_streams(job.language),
+        ]
+        depth_limit = max_depth * (PREMIUM_DEPTH_FACTOR if job.priority == "premium" else 1)
         args: list[bytes | str | float] = [
             wire.encode(job),
             job.language,
             job.enqueued_at,
             eid,
-            stdin_bytes,
+            len(job.stdin.encode()),
             int(job.interactive),
+            job.user,
+            job.priority,
+            max_concurrent,
+            depth_limit,
+            keys.WORKER_GROUP,
+            keys.execution(""),
+            USER_ACTIVE_TTL_S,
         ]
         return _text(await self._submit(keys=keys_, args=args))
 
@@ -278,7 +356,7 @@ class Transitions:
             keys.events(execution_id),
             keys.control(execution_id),
             keys.ACTIVE,
-            keys.job_stream(language),
+            *_streams(language),
         ]
         args: list[bytes | int | str] = [
             wire.encode(result),
@@ -292,10 +370,16 @@ class Transitions:
 
     async def sweep(self, execution_id: str, language: str) -> tuple[str, int]:
         """(ALIVE | ORPHAN | its end status | missing, attempt when ORPHAN)."""
-        keys_ = [keys.execution(execution_id), keys.job_stream(language), keys.ACTIVE]
+        keys_ = [keys.execution(execution_id), keys.ACTIVE, *_streams(language)]
         reply = _text(await self._sweep(keys=keys_, args=[execution_id]))
         verdict, _, attempt = reply.partition(":")
         return verdict, int(attempt or 0)
+
+
+def _streams(language: str) -> list[str]:
+    """The language's job streams, the standard one (the only one before priorities) first."""
+    standard = keys.job_stream(language)
+    return [standard, *(s for s in keys.job_streams(language) if s != standard)]
 
 
 def _text(reply: object) -> str:

@@ -28,7 +28,8 @@ def test_metrics_expose_the_contract_names(server: Client) -> None:
                  "cold_start_rate", "active_executions", "queue_wait_seconds_bucket",
                  "execution_duration_seconds_bucket"):  # fmt: skip
         assert f"code_runner_{name}{{" in text, name
-    assert 'code_runner_queue_depth{language="python",queue="default"}' in text
+    for queue in ("premium", "standard"):
+        assert f'code_runner_queue_depth{{language="python",queue="{queue}"}}' in text
     started = f'code_runner_container_starts_total{{language="python",start="{result["start"]}"}}'
     assert started in text
     assert 'code_runner_executions_total{language="python",status="completed"}' in text

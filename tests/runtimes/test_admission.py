@@ -1,0 +1,151 @@
+"""Admission in the submit script, on a Redis of the test's own: the per-user cap (a slot
+held exactly while its execution has not ended) and shedding by the language's unclaimed
+depth (premium shed only at twice the limit), with priorities on their own streams."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+import pytest
+from redis.asyncio import Redis
+
+from runtimes import keys, wire
+from runtimes.lifecycle import Status
+from runtimes.transitions import ABORTED_NOW, ALIVE, BUSY, OK, ORPHAN, SHED, Transitions
+
+pytestmark = pytest.mark.anyio
+
+LANG = "python"
+Priority = Literal["standard", "premium"]
+
+
+def _job(user: str = "alice", priority: Priority = "standard") -> wire.Job:
+    files = (wire.SourceFile("main.py", ""),)
+    return wire.Job(uuid.uuid4().hex, LANG, files, user=user, priority=priority)
+
+
+async def _admitted(t: Transitions, job: wire.Job, cap: int = 0, depth: int = 0) -> str:
+    reply = await t.submit(job, max_concurrent=cap, max_depth=depth)
+    assert reply not in (BUSY, SHED), reply
+    return reply
+
+
+async def _groups(redis: Redis) -> None:
+    for stream in keys.job_streams(LANG):
+        await redis.xgroup_create(stream, keys.WORKER_GROUP, id="0", mkstream=True)
+
+
+async def test_a_user_at_the_cap_is_busy_and_nothing_is_queued(redis: Redis) -> None:
+    t = Transitions(redis)
+    for _ in range(2):
+        await _admitted(t, _job(), cap=2)
+    refused = _job()
+    assert await t.submit(refused, max_concurrent=2) == BUSY
+    assert await redis.exists(keys.execution(refused.execution_id)) == 0
+    assert await redis.zscore(keys.ACTIVE, refused.execution_id) is None
+    assert await redis.xlen(keys.job_stream(LANG)) == 2
+    assert await redis.scard(keys.user_active("alice")) == 2
+    await _admitted(t, _job(user="bob"), cap=2)  # another user has slots of their own
+    await _admitted(t, _job(), cap=3)
+    for _ in range(3):
+        await _admitted(t, _job(), cap=0)  # 0: no cap
+    assert await redis.scard(keys.user_active("alice")) == 3
+
+
+async def test_a_slot_is_freed_when_its_execution_finishes(redis: Redis) -> None:
+    t, job = Transitions(redis), _job()
+    await _admitted(t, job, cap=1)
+    assert await t.submit(_job(), max_concurrent=1) == BUSY
+    assert await t.advance(job, "w:1", [Status.PREPARING, Status.RUNNING]) == OK
+    assert await t.submit(_job(), max_concurrent=1) == BUSY  # running holds it
+    done = wire.Result(job.execution_id, LANG, Status.COMPLETED, 0)
+    assert await t.finish(job.attempt, "w:1", done, 60) == OK
+    after = _job()
+    await _admitted(t, after, cap=1)
+    assert await redis.smembers(keys.user_active("alice")) == {after.execution_id.encode()}
+
+
+async def test_a_slot_is_freed_when_its_execution_is_aborted(redis: Redis) -> None:
+    t, job = Transitions(redis), _job()
+    await _admitted(t, job, cap=1)
+    assert await t.submit(_job(), max_concurrent=1) == BUSY
+    assert await t.abort(job.execution_id, LANG, 60) == ABORTED_NOW
+    await _admitted(t, _job(), cap=1)
+
+
+async def test_a_slot_of_an_expired_execution_is_freed(redis: Redis) -> None:
+    t, job = Transitions(redis), _job()
+    await _admitted(t, job, cap=1)
+    await redis.delete(keys.execution(job.execution_id))
+    await _admitted(t, _job(), cap=1)
+
+
+async def test_a_resent_submit_at_the_cap_answers_its_entry(redis: Redis) -> None:
+    t, first, second = Transitions(redis), _job(), _job()
+    entry = await _admitted(t, first, cap=2)
+    await _admitted(t, second, cap=2)
+    assert await t.submit(first, max_concurrent=2, max_depth=1) == entry  # its reply was lost
+    assert await redis.xlen(keys.job_stream(LANG)) == 2
+    assert await redis.scard(keys.user_active("alice")) == 2
+
+
+async def test_standard_jobs_are_shed_at_the_depth_limit_premium_at_twice(
+    redis: Redis,
+) -> None:
+    t = Transitions(redis)
+    for _ in range(3):  # no worker has made the groups yet: every entry waits
+        await _admitted(t, _job(), depth=3)
+    assert await t.submit(_job(), max_depth=3) == SHED
+    for _ in range(3):
+        await _admitted(t, _job(priority="premium"), depth=3)
+    assert await t.submit(_job(priority="premium"), max_depth=3) == SHED
+    assert await t.submit(_job(), max_depth=0) not in (BUSY, SHED)  # 0: never shed
+    assert await redis.xlen(keys.job_stream(LANG)) == 4
+    assert await redis.xlen(keys.job_stream(LANG, "premium")) == 3
+
+
+async def test_claimed_jobs_do_not_count_toward_the_depth(redis: Redis) -> None:
+    t = Transitions(redis)
+    await _groups(redis)
+    for priority in ("standard", "premium", "premium"):
+        await _admitted(t, _job(priority=priority), depth=3)
+    assert await t.submit(_job(), max_depth=3) == SHED
+    streams = {stream: ">" for stream in keys.job_streams(LANG)}
+    await redis.xreadgroup(keys.WORKER_GROUP, "w", streams, count=1)  # one of each claimed
+    await _admitted(t, _job(), depth=3)
+    await _admitted(t, _job(), depth=3)
+    assert await t.submit(_job(), max_depth=3) == SHED
+
+
+async def test_a_job_goes_to_its_priority_stream_and_its_record_says_so(redis: Redis) -> None:
+    t, job = Transitions(redis), _job(user="carol", priority="premium")
+    entry = await _admitted(t, job)
+    assert await redis.xrange(keys.job_stream(LANG, "premium"), entry, entry) != []
+    assert await redis.xlen(keys.job_stream(LANG)) == 0
+    record = await redis.hmget(keys.execution(job.execution_id), ["user", "priority", "stream"])
+    assert record == [b"carol", b"premium", keys.job_stream(LANG, "premium").encode()]
+
+
+async def test_abort_and_sweep_act_on_the_stream_of_the_job(redis: Redis) -> None:
+    t, job, other = Transitions(redis), _job(priority="premium"), _job(priority="premium")
+    entry = await _admitted(t, job)
+    await _admitted(t, other)
+    # An entry of the same id on the standard stream (ids are per stream) is not its job.
+    await redis.xadd(keys.job_stream(LANG), {"job": b"{}"}, id=entry)
+    assert await t.sweep(job.execution_id, LANG) == (ALIVE, 0)
+    assert await t.abort(job.execution_id, LANG, 60) == ABORTED_NOW
+    assert await redis.xrange(keys.job_stream(LANG, "premium"), entry, entry) == []
+    assert await redis.xrange(keys.job_stream(LANG), entry, entry) != []
+    other_entry = await redis.hget(keys.execution(other.execution_id), "entry")
+    await redis.xdel(keys.job_stream(LANG, "premium"), other_entry)
+    assert await t.sweep(other.execution_id, LANG) == (ORPHAN, 0)
+
+
+async def test_a_record_from_before_priorities_is_on_the_standard_stream(redis: Redis) -> None:
+    t, job = Transitions(redis), _job()
+    entry = await _admitted(t, job)
+    await redis.hdel(keys.execution(job.execution_id), "stream")
+    assert await t.sweep(job.execution_id, LANG) == (ALIVE, 0)
+    assert await t.abort(job.execution_id, LANG, 60) == ABORTED_NOW
+    assert await redis.xrange(keys.job_stream(LANG), entry, entry) == []
