@@ -1,5 +1,6 @@
-"""Warm-path latency benchmark: POST -> first stdout frame and POST -> exit frame on the
-WebSocket, for a python hello world, against `docker run --rm` of the same image, in one run.
+"""Warm-path latency benchmark, for a python hello world, against `docker run --rm` of the same
+image, in one run: POST -> first stdout frame and -> exit frame on `/ws/execution`, and an
+editor's `run` -> first stdout and -> exit over one open `/ws/run` socket.
 
     python -m loadtests.bench_latency [--runs 40] [--server URL]
 
@@ -14,6 +15,7 @@ import http.client
 import json
 import statistics
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from urllib.parse import urlparse
 
@@ -52,17 +54,42 @@ def one_execution(
     conn.request("POST", "/api/v1/execute", body, {"Content-Type": "application/json"})
     reply = json.loads(conn.getresponse().read())
     conn.close()
-    first = None
     with connect(f"ws://{url.hostname}:{url.port}{reply['websocket_url']}") as ws:
-        for raw in ws:
-            frame = json.loads(raw)
-            if frame["type"] == "stdout" and first is None:
-                first = (time.perf_counter() - t0) * 1e3
-            elif frame["type"] == "exit":
-                done = (time.perf_counter() - t0) * 1e3
-                assert first is not None and frame["exit_code"] == 0, frame
-                return first, done, frame["start"]
+        return _timed(iter(ws), t0)
+
+
+def _timed(frames: Iterator[str | bytes], t0: float) -> tuple[float, float, str]:
+    """(ms to the first stdout frame, ms to the exit frame, warm|cold) of one execution."""
+    first = None
+    for raw in frames:
+        frame = json.loads(raw)
+        if frame["type"] == "stdout" and first is None:
+            first = (time.perf_counter() - t0) * 1e3
+        elif frame["type"] == "exit":
+            done = (time.perf_counter() - t0) * 1e3
+            assert first is not None and frame["exit_code"] == 0, frame
+            return first, done, frame["start"]
+        elif frame["type"] == "error":
+            raise RuntimeError(frame)
     raise RuntimeError("socket closed without an exit frame")
+
+
+class EditorSession:
+    """One `/ws/run` socket kept open across runs, as an editor keeps it."""
+
+    def __init__(self, base: str) -> None:
+        url = urlparse(base)
+        self._ws = connect(f"ws://{url.hostname}:{url.port}/ws/run")
+        self._run = json.dumps({"type": "run", "language": "python", "code": HELLO})
+
+    def run(self) -> tuple[float, float, str]:
+        """(ms to first stdout frame, ms to exit frame, warm|cold), both from the send."""
+        t0 = time.perf_counter()
+        self._ws.send(self._run)
+        return _timed(iter(self._ws), t0)
+
+    def close(self) -> None:
+        self._ws.close()
 
 
 def main() -> None:
@@ -85,11 +112,24 @@ def main() -> None:
             firsts.append(first)
             dones.append(done)
             starts.append(start)
+        print(f"code-runner over one /ws/run socket: {args.runs} runs ...", flush=True)
+        session = EditorSession(base)
+        session.run()
+        ws_firsts, ws_dones = [], []
+        for _ in range(args.runs):
+            time.sleep(args.pause)
+            first, done, start = session.run()
+            ws_firsts.append(first)
+            ws_dones.append(done)
+            starts.append(start)
+        session.close()
     warm = starts.count("warm")
     rows = [
         ("docker run --rm (python hello)", baseline),
         ("POST -> first stdout frame", firsts),
         ("POST -> exit frame", dones),
+        ("/ws/run run -> first stdout frame", ws_firsts),
+        ("/ws/run run -> exit frame", ws_dones),
     ]
     print(f"\n{'measure':34} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
     for name, values in rows:
@@ -99,6 +139,10 @@ def main() -> None:
     print(f"\nwarm starts: {warm}/{len(starts)}")
     print(f"exit p50 / docker run p50 = {ratio:.3f}  (goal <= 0.25)")
     print(f"first-output p50 = {pct(firsts, 0.5):.1f} ms  (goal < 15 ms)")
+    print(
+        f"/ws/run: first output p50 {pct(ws_firsts, 0.5):.1f} ms (goal < 6 ms),"
+        f" exit p50 {pct(ws_dones, 0.5):.1f} ms (goal < 12 ms)"
+    )
 
 
 if __name__ == "__main__":

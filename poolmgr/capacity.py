@@ -25,7 +25,11 @@ class Capacity:
         return self.total - self.used
 
     def fits(self, weight: int) -> bool:
-        return self.used + self._cost(weight) <= self.total
+        return self.fits_together([weight])
+
+    def fits_together(self, weights: list[int]) -> bool:
+        """Whether runs of all these weights fit at once, next to those running."""
+        return self.used + sum(self._cost(w) for w in weights) <= self.total
 
     def take(self, weight: int) -> None:
         if not self.fits(weight):

@@ -62,32 +62,41 @@ class Consumer:
         self._turn = 0
         self.stopping = False
 
-    def _readable(self) -> list[str]:
-        """Languages to read one job of each (see `JobQueue.read`), whose weights all fit together.
+    def _readable(self) -> tuple[list[str], list[str]]:
+        """Languages to read one job of each at once (see `JobQueue.read`), whose weights all
+        fit together; and the languages to wait on, each of which fits on its own.
 
-        The start rotates, so that when not all fit, no language is always left out.
+        The start rotates, so that when not all fit together, no language is always left
+        out of the first. Waiting covers every language that fits, so a job of one left out
+        this turn still wakes the worker at once: a blocked read is answered with the one
+        stream that got a job.
         """
         order = list(self._pools)
         self._turn = (self._turn + 1) % len(order)
-        chosen, weight = [], 0
+        chosen: list[str] = []
+        waited: list[str] = []
+        weights: list[int] = []
         for language in order[self._turn :] + order[: self._turn]:
             pool = self._pools[language]
-            if pool.accepting and self.capacity.fits(weight + pool.runtime.weight):
+            if not pool.accepting or not self.capacity.fits(pool.runtime.weight):
+                continue
+            waited.append(language)
+            if self.capacity.fits_together([*weights, pool.runtime.weight]):
                 chosen.append(language)
-                weight += pool.runtime.weight
-        return chosen
+                weights.append(pool.runtime.weight)
+        return chosen, waited
 
     async def run(self) -> None:
         """Until `stopping`, take jobs that fit; running jobs finish inside this group."""
         async with anyio.create_task_group() as tg:
             while not self.stopping:
-                languages = self._readable()
+                languages, waited = self._readable()
                 if not languages or self._heartbeat.lost.is_set():
                     with anyio.move_on_after(BLOCK_MS / 1000):
                         await self.capacity.wait_freed()
                     continue
                 try:
-                    entries = await self._queue.read(languages)
+                    entries = await self._queue.read(languages, waited)
                 except (RedisError, OSError) as exc:
                     await self._redis_trouble(exc)
                     continue

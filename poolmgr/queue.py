@@ -129,17 +129,20 @@ class JobQueue:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    async def read(self, languages: list[str]) -> list[Entry]:
+    async def read(self, languages: list[str], waited: list[str] | None = None) -> list[Entry]:
         """New jobs, one of each of `languages` that has any, in priority order (see `Turns`);
-        when none has any, one blocking read of all their streams, up to a second.
+        when none has any, one blocking read of all the streams of `waited` (default:
+        `languages`), up to a second.
 
         Every entry of the reply is this worker's now: the caller must handle them all. That
         is normally one per language, but a blocking read (Redis applies COUNT per stream)
-        can bring a job of each priority of one language, both having come within the wait.
+        can bring jobs of several of its streams that all came within the wait; the caller
+        starts those that do not fit as room frees.
         """
         entries = await self._read_in_turn(languages)
         if not entries:
-            streams = [stream for language in languages for stream in keys.job_streams(language)]
+            wait_on = languages if waited is None else waited
+            streams = [stream for language in wait_on for stream in keys.job_streams(language)]
             entries = await self._read(streams, BLOCK_MS)
         for entry in entries:
             self._turns.claimed(entry.job)

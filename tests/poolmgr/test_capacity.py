@@ -27,3 +27,12 @@ def test_a_weight_above_the_total_runs_alone() -> None:
     assert cap.used == 2 and not cap.fits(1)
     cap.give(5)
     assert cap.used == 0
+
+
+def test_weights_fit_together_by_their_clamped_costs() -> None:
+    capacity = Capacity(3)
+    assert capacity.fits_together([1, 2])
+    assert not capacity.fits_together([2, 2])  # each fits alone, not both
+    assert capacity.fits_together([5])  # clamped: a heavy run still runs alone
+    capacity.take(1)
+    assert not capacity.fits_together([1, 2]) and capacity.fits_together([2])

@@ -5,6 +5,7 @@ read waits for room instead of overfilling the worker."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from types import SimpleNamespace
@@ -25,6 +26,7 @@ from tests.poolmgr.test_worker import result, running_worker
 pytestmark = pytest.mark.anyio
 
 LANG = "python"
+OTHER = "bash"
 Priority = Literal["standard", "premium"]
 
 
@@ -149,3 +151,42 @@ async def test_a_one_slot_worker_takes_premium_first_without_starving_standard(
     await pubsub.aclose()
     assert {r.status for r in results} == {Status.COMPLETED}
     _check_order(order, each)
+
+
+def test_a_worker_waits_on_every_language_that_fits_not_only_this_turns() -> None:
+    """Languages whose weights do not all fit together are read in turns, but the blocking
+    read covers each one that fits alone: a job of a language left out this turn must not
+    wait for the read to time out (it did: up to a second for a warm python hello)."""
+    pools: Any = {
+        name: SimpleNamespace(runtime=SimpleNamespace(weight=weight), accepting=accepting)
+        for name, weight, accepting in (
+            ("python", 1, True),
+            ("java", 2, True),
+            ("go", 2, True),
+            ("rust", 2, False),  # its breaker is open: not read at all
+        )
+    }
+    unused: Any = None
+    consumer = Consumer(unused, unused, unused, unused, unused, pools, 3, 60, set(), unused)
+    for _ in range(len(pools)):
+        chosen, waited = consumer._readable()
+        assert sum(pools[lang].runtime.weight for lang in chosen) <= 3
+        assert set(chosen) < {"python", "java", "go"}  # never all three at once
+        assert set(waited) == {"python", "java", "go"}
+
+
+async def test_a_blocked_read_wakes_for_a_language_it_waits_on(redis: Redis) -> None:
+    t = Transitions(redis)
+    queue = JobQueue(redis, "w1", t, 60)
+    await queue.ensure_groups([LANG, OTHER])
+    job = dataclasses.replace(_job("standard"), language=OTHER)
+
+    async def submit_soon() -> None:
+        await anyio.sleep(0.2)
+        await t.submit(job)
+
+    with anyio.fail_after(0.8):  # well inside the read's one-second block
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(submit_soon)
+            (entry,) = await queue.read([LANG], [LANG, OTHER])
+    assert entry.job.execution_id == job.execution_id
