@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from app import http, metrics, page, run_socket, ws
+from app import http, metrics, openapi, page, run_socket, ws
 from app.admission import Admission
 from app.errors import HANDLERS
 from app.estimate import WaitEstimator
@@ -107,7 +107,14 @@ def create_app(
             await redis.aclose()
 
     return Starlette(
-        routes=[*http.routes, *ws.routes, *run_socket.routes, *metrics.routes, *page.routes],
+        routes=[
+            *http.routes,
+            *ws.routes,
+            *run_socket.routes,
+            *metrics.routes,
+            *page.routes,
+            *openapi.routes,
+        ],
         middleware=_cors(settings),
         exception_handlers=HANDLERS,
         lifespan=lifespan,
