@@ -12,7 +12,7 @@ from app.estimate import WaitEstimator
 from app.executions import BUSY, ExecutionStore, Refused
 from app.ratelimit import RateLimiter
 from app.validation import build_job, check_version, requested_version
-from runtimes import keys, wire
+from runtimes import wire
 from runtimes.settings import Settings
 
 BUSY_RETRY_S = 1
@@ -74,7 +74,7 @@ class Admission:
         Its estimated wait (see app/estimate.py)."""
         job = ticket.job
         try:
-            await self._store.submit(
+            ahead = await self._store.submit(
                 job,
                 self._settings.max_concurrent_per_user,
                 self._settings.max_queue_depth(job.language),
@@ -95,9 +95,4 @@ class Admission:
                 " executions waiting); retry shortly",
                 headers={**ticket.headers, "Retry-After": str(SHED_RETRY_S)},
             ) from None
-        depths = await self._store.queue_depths()
-        ahead = sum(
-            depths.get((job.language, priority), 0)
-            for priority in keys.PRIORITIES[: keys.PRIORITIES.index(job.priority) + 1]
-        )
-        return await self._estimator.wait_ms(job.language, max(0, ahead - 1))
+        return self._estimator.wait_ms(job.language, ahead)

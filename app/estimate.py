@@ -10,18 +10,23 @@ So 0 while a warm container and a slot are free for it.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Any, cast
 
+import anyio
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from runtimes import keys
 
+log = logging.getLogger(__name__)
+
 STALE_S = 3.0  # a report older than this is a worker that stopped or lost Redis
-CACHE_S = 0.25  # one HGETALL per quarter second, however many submissions
+REFRESH_S = 0.25  # reports are written every 0.5 s
 
 
 @dataclass(frozen=True)
@@ -78,18 +83,22 @@ def parse_loads(raw: dict[bytes, bytes], language: str, now: float) -> list[Lang
 
 
 class WaitEstimator:
-    """Reads the workers' reports (cached briefly) and estimates one job's wait."""
+    """Keeps the workers' reports fresh in the background (one HGETALL every REFRESH_S), so
+    that an estimate costs a submission no round trip."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._raw: dict[bytes, bytes] = {}
-        self._read_at = -math.inf
 
-    async def _reports(self) -> dict[bytes, bytes]:
-        if time.monotonic() - self._read_at > CACHE_S:
-            self._raw = cast(dict[bytes, bytes], await self._redis.hgetall(keys.WORKER_LOAD))
-            self._read_at = time.monotonic()
-        return self._raw
+    async def run(self) -> None:
+        """Refresh the reports until cancelled; a failed read keeps the last ones (they age
+        out by their own timestamps)."""
+        while True:
+            try:
+                self._raw = cast(dict[bytes, bytes], await self._redis.hgetall(keys.WORKER_LOAD))
+            except (RedisError, OSError) as exc:
+                log.debug("worker load reports not read: %s", exc)
+            await anyio.sleep(REFRESH_S)
 
-    async def wait_ms(self, language: str, ahead: int) -> int | None:
-        return estimate_wait_ms(ahead, parse_loads(await self._reports(), language, time.time()))
+    def wait_ms(self, language: str, ahead: int) -> int | None:
+        return estimate_wait_ms(ahead, parse_loads(self._raw, language, time.time()))

@@ -75,20 +75,21 @@ class ExecutionStore:
         self._transitions = Transitions(redis)
         self._send_stdin = redis.register_script(_SEND_STDIN)
 
-    async def submit(self, job: wire.Job, max_concurrent: int, max_depth: int) -> str:
+    async def submit(self, job: wire.Job, max_concurrent: int, max_depth: int) -> int:
         """Record the execution as queued (with its request's stdin counted toward the stdin
-        cap) and append it to its language and priority's stream, atomically; its entry id.
+        cap) and append it to its language and priority's stream, atomically; how many
+        unclaimed jobs will be claimed before it.
 
         `Refused(BUSY)` when the user has `max_concurrent` executions not ended yet,
         `Refused(SHED)` when `max_depth` jobs of the language wait (premium: twice that);
         nothing is queued then. 0 turns either check off.
         """
-        reply = await self._transitions.submit(
+        reply, ahead = await self._transitions.submit_counted(
             job, max_concurrent=max_concurrent, max_depth=max_depth
         )
         if reply in (BUSY, SHED):
             raise Refused(reply)
-        return reply
+        return ahead
 
     async def get(self, execution_id: str) -> Record | None:
         values = await self._redis.hmget(keys.execution(execution_id), _RECORD_FIELDS)

@@ -85,19 +85,21 @@ def create_app(
         store = ExecutionStore(redis, settings.result_ttl_s, settings.max_stdin_bytes)
         checks = {"redis": store.ping, **(extra_readiness or {})}
         limiter = RateLimiter(redis, settings.rate_burst, settings.rate_per_s)
+        estimator = WaitEstimator(redis)
         app.state.coderunner = AppState(
             settings,
             store,
             relay,
             Snapshots(store),
             SocketLimits(settings.max_watchers_per_execution, settings.max_sockets_per_client),
-            Admission(settings, store, limiter, WaitEstimator(redis)),
+            Admission(settings, store, limiter, estimator),
             readiness={name: _guarded(c) for name, c in checks.items()},
         )
         _announce(settings, limiter)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(relay.run)
+                tg.start_soon(estimator.run)
                 try:
                     yield
                 finally:

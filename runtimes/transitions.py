@@ -189,7 +189,7 @@ return 'kill-sent'
 _SUBMIT = f"""
 local terminal = {_TERMINAL}
 local recorded = redis.call('HGET', KEYS[1], 'entry')
-if recorded then return recorded end
+if recorded then return {{recorded, 0}} end
 local cap = tonumber(ARGV[9])
 if cap > 0 then
   local active = 0
@@ -201,19 +201,19 @@ if cap > 0 then
       redis.call('SREM', KEYS[4], id)
     end
   end
-  if active >= cap then return 'busy' end
+  if active >= cap then return {{'busy', 0}} end
+end
+local waiting, ahead = 0, 0
+for i = 5, #KEYS do
+  local pending = redis.pcall('XPENDING', KEYS[i], ARGV[11])
+  local claimed = 0
+  if type(pending) == 'table' and not pending.err then claimed = pending[1] end
+  local unclaimed = math.max(0, redis.call('XLEN', KEYS[i]) - claimed)
+  waiting = waiting + unclaimed
+  if ARGV[8] ~= 'premium' or KEYS[i] == KEYS[2] then ahead = ahead + unclaimed end
 end
 local limit = tonumber(ARGV[10])
-if limit > 0 then
-  local waiting = 0
-  for i = 5, #KEYS do
-    local pending = redis.pcall('XPENDING', KEYS[i], ARGV[11])
-    local claimed = 0
-    if type(pending) == 'table' and not pending.err then claimed = pending[1] end
-    waiting = waiting + math.max(0, redis.call('XLEN', KEYS[i]) - claimed)
-  end
-  if waiting >= limit then return 'shed' end
-end
+if limit > 0 and waiting >= limit then return {{'shed', 0}} end
 local entry = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'queued', 'language', ARGV[2], 'attempt', 0,
            'entry', entry, 'stream', KEYS[2], 'user', ARGV[7], 'priority', ARGV[8],
@@ -224,7 +224,7 @@ if cap > 0 then
   redis.call('SADD', KEYS[4], ARGV[4])
   redis.call('EXPIRE', KEYS[4], ARGV[13])
 end
-return entry
+return {{entry, ahead}}
 """
 
 # KEYS: execution, active, then the language's streams (standard first). ARGV: execution id.
@@ -269,6 +269,16 @@ class Transitions:
         not ended, SHED when `max_depth` jobs of the language wait unclaimed (premium jobs:
         PREMIUM_DEPTH_FACTOR times that). 0 turns either check off.
         """
+        reply, _ = await self.submit_counted(
+            job, max_concurrent=max_concurrent, max_depth=max_depth
+        )
+        return reply
+
+    async def submit_counted(
+        self, job: wire.Job, *, max_concurrent: int = 0, max_depth: int = 0
+    ) -> tuple[str, int]:
+        """`submit`, and how many unclaimed jobs of its language will be claimed before it
+        (premium ones only, for a premium job), counted in the same step."""
         eid = job.execution_id
         stream = keys.job_stream(job.language, job.priority)
         keys_ = [
@@ -294,7 +304,8 @@ class Transitions:
             keys.execution(""),
             USER_ACTIVE_TTL_S,
         ]
-        return _text(await self._submit(keys=keys_, args=args))
+        reply, ahead = await self._submit(keys=keys_, args=args)
+        return _text(reply), int(ahead)
 
     async def advance(self, job: wire.Job, owner: str, statuses: list[Status]) -> str:
         """Move through `statuses`; `"ok"`, or why not (its end status, stale, taken)."""

@@ -22,8 +22,7 @@ def _job(priority: Literal["standard", "premium"] = "standard", user: str = "u")
 
 async def test_a_refused_submit_says_why(redis: Redis) -> None:
     store = ExecutionStore(redis, ttl_s=60, max_stdin_bytes=10)
-    entry = await store.submit(_job(), max_concurrent=1, max_depth=0)
-    assert await redis.xrange(keys.job_stream("python"), entry, entry) != []
+    assert await store.submit(_job(), max_concurrent=1, max_depth=0) == 0  # none ahead
     with pytest.raises(Refused) as busy:
         await store.submit(_job(), max_concurrent=1, max_depth=0)
     assert busy.value.reason == BUSY
@@ -46,3 +45,18 @@ async def test_queue_depths_count_unclaimed_jobs_per_language_and_priority(redis
     assert depths[("python", "standard")] == 2
     assert depths[("python", "premium")] == 1
     assert sum(depths.values()) == 3
+
+
+async def test_a_submit_counts_the_unclaimed_jobs_ahead_of_it(redis: Redis) -> None:
+    """Premium jobs are claimed first: a standard job has every unclaimed job of its
+    language ahead of it, a premium one only the premium ones."""
+    store = ExecutionStore(redis, ttl_s=60, max_stdin_bytes=10)
+    for stream in keys.job_streams("python"):
+        await redis.xgroup_create(stream, keys.WORKER_GROUP, id="0", mkstream=True)
+    aheads = [
+        await store.submit(_job(p), max_concurrent=0, max_depth=0)
+        for p in ("standard", "standard", "premium", "standard", "premium")
+    ]
+    assert aheads == [0, 1, 0, 3, 1]
+    await redis.xreadgroup(keys.WORKER_GROUP, "w", {keys.job_stream("python"): ">"}, count=2)
+    assert await store.submit(_job(), max_concurrent=0, max_depth=0) == 3  # 2 claimed
