@@ -7,6 +7,7 @@ from contextlib import aclosing
 
 import anyio
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -30,6 +31,7 @@ from app.state import AppState
 from app.watch import UnknownExecution, watch_frames
 
 PONG = b'{"type":"pong"}'
+DELIVER_LIMIT_S = 5.0
 
 
 async def accept(ws: WebSocket) -> tuple[ClientSocket, Caller] | None:
@@ -53,16 +55,32 @@ async def until_shutdown(state: AppState, scope: anyio.CancelScope, ended: list[
     scope.cancel()
 
 
+async def _carry_out(store: ExecutionStore, execution_id: str, command: Command) -> str:
+    """Abort, or queue the stdin message: the store's reply (STDIN_OK... for stdin).
+
+    Shielded: a command the client sent is carried out even when its socket closes right
+    after it (an editor's Stop, then the tab closes), within DELIVER_LIMIT_S."""
+    reply = STDIN_OK
+    try:
+        with anyio.CancelScope(shield=True), anyio.fail_after(DELIVER_LIMIT_S):
+            if command.kind == "kill":
+                record = await store.get(execution_id)
+                if record is not None:
+                    await store.abort(record)
+            else:
+                reply = await store.send_stdin(
+                    execution_id, command.message, command.size, command.eof
+                )
+    except TimeoutError:
+        raise RedisTimeoutError(f"a {command.kind} frame took over {DELIVER_LIMIT_S} s") from None
+    return reply
+
+
 async def deliver(
     sock: ClientSocket, store: ExecutionStore, execution_id: str, command: Command, limit: int
 ) -> None:
     """Carry out a stdin or kill command for the execution; a refused stdin gets an error."""
-    if command.kind == "kill":
-        record = await store.get(execution_id)
-        if record is not None:
-            await store.abort(record)
-        return
-    reply = await store.send_stdin(execution_id, command.message, command.size, command.eof)
+    reply = await _carry_out(store, execution_id, command)
     if reply == STDIN_LIMIT:
         await sock.error(
             "stdin_limit",

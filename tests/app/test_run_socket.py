@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 from typing import Any
 
+import anyio
+import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from app.commands import Command
+from app.ws import deliver
 from tests.client import Client
 
 
@@ -118,3 +123,27 @@ def test_a_run_goes_on_when_its_socket_closes(server: Client) -> None:
     # Its frames can still be read by reconnecting.
     watched = server.watch(execution_id)
     assert watched.text() == "done\n" and watched.close_code == 1000
+
+
+@pytest.mark.anyio
+async def test_a_command_is_carried_out_when_its_socket_is_torn_down() -> None:
+    """An editor's Stop and then its tab closing: the socket's tasks are cancelled while
+    the kill is on its way to Redis; the kill must still happen (it was lost)."""
+    aborted: list[str] = []
+
+    class SlowStore:
+        async def get(self, execution_id: str) -> Any:
+            await anyio.sleep(0.1)
+            return SimpleNamespace(execution_id=execution_id)
+
+        async def abort(self, record: Any) -> str:
+            aborted.append(record.execution_id)
+            return "kill-sent"
+
+    store: Any = SlowStore()
+    sock: Any = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(deliver, sock, store, "e1", Command("kill"), 10)
+        await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    assert aborted == ["e1"]
