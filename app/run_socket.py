@@ -138,28 +138,35 @@ class RunSession:
         await deliver(self._sock, self._state.store, run.execution_id, command, limit)
 
     async def _execute(self, ticket: Ticket, run: _Run) -> None:
-        """Queue the run (subscribed first), say `accepted`, relay its frames to its exit."""
+        """Queue the run, say `accepted`, relay its frames to its exit.
+
+        Queued before subscribing, so the job reaches a worker one round trip sooner: the
+        watcher still misses nothing, as it reads the replay log after subscribing. If Redis
+        then fails, the socket closes (1013) but the run goes on; its result stays readable.
+        """
         state = self._state
         eid = run.execution_id
         prefix = b'{"execution_id":' + orjson.dumps(eid) + b","
         try:
-            async with state.relay.watch(eid) as feed:
-                try:
-                    wait_ms = await state.admission.submit(ticket)
-                except ApiError as exc:
-                    await self._refuse(exc)
-                    return
-                finally:
-                    run.submitted.set()
-                run.queued = True
-                await self._sock.send_json(
-                    {"type": "accepted", "execution_id": eid, "estimated_wait_ms": wait_ms}
-                )
-                async with aclosing(follow(state.snapshots, feed, eid)) as frames:
-                    async for raw in frames:
-                        if wire.is_exit(raw):  # a client may send its next run on seeing it
-                            self._end(run)
-                        await self._sock.send(prefix + raw[1:])
+            try:
+                wait_ms = await state.admission.submit(ticket)
+            except ApiError as exc:
+                await self._refuse(exc)
+                return
+            finally:
+                run.submitted.set()
+            run.queued = True
+            await self._sock.send_json(
+                {"type": "accepted", "execution_id": eid, "estimated_wait_ms": wait_ms}
+            )
+            async with (
+                state.relay.watch(eid) as feed,
+                aclosing(follow(state.snapshots, feed, eid)) as frames,
+            ):
+                async for raw in frames:
+                    if wire.is_exit(raw):  # a client may send its next run on seeing it
+                        self._end(run)
+                    await self._sock.send(prefix + raw[1:])
         finally:
             run.submitted.set()
             self._end(run)
