@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from app.auth import Caller
 from app.errors import ApiError, headed
 from app.estimate import WaitEstimator
@@ -50,8 +54,8 @@ class Admission:
             raise ApiError(
                 429,
                 "rate_limited",
-                f"rate limit: at most {verdict.limit} runs at once and"
-                f" {verdict.rate_per_s:g} per second; retry in {verdict.retry_after_s} s",
+                f"rate limit: a burst of {verdict.limit} runs, then {verdict.rate_per_s:g}"
+                f" per second; retry in {verdict.retry_after_s} s",
                 headers={**verdict.headers, "Retry-After": str(verdict.retry_after_s)},
             )
         return verdict.headers
@@ -70,15 +74,11 @@ class Admission:
 
     async def submit(self, ticket: Ticket) -> int | None:
         """Queue the job, unless the caller is at their concurrency cap (429) or the
-        language's queue is past its depth limit (503): then nothing is queued.
-        Its estimated wait (see app/estimate.py)."""
+        language's queue is past its depth limit (503): then nothing is queued. Returns
+        its estimated wait (see app/estimate.py)."""
         job = ticket.job
         try:
-            ahead = await self._store.submit(
-                job,
-                self._settings.max_concurrent_per_user,
-                self._settings.max_queue_depth(job.language),
-            )
+            ahead = await self._submit(job)
         except Refused as refused:
             if refused.reason == BUSY:
                 raise ApiError(
@@ -95,4 +95,23 @@ class Admission:
                 " executions waiting); retry shortly",
                 headers={**ticket.headers, "Retry-After": str(SHED_RETRY_S)},
             ) from None
-        return self._estimator.wait_ms(job.language, ahead)
+        return self._estimator.wait_ms(job.language, ahead) if ahead is not None else None
+
+    async def _submit(self, job: wire.Job) -> int | None:
+        """`store.submit`; when its reply is lost (a timeout, a dropped connection), whether
+        the job was queued is read back by its id before the caller is told 503: a run that
+        was queued must not be reported as refused (the client would never learn its id).
+        None (jobs ahead unknown) when it was queued after all."""
+        try:
+            return await self._store.submit(
+                job,
+                self._settings.max_concurrent_per_user,
+                self._settings.max_queue_depth(job.language),
+            )
+        except (RedisConnectionError, RedisTimeoutError):
+            try:
+                if await self._store.get(job.execution_id) is not None:
+                    return None
+            except RedisError:
+                pass  # still unreachable: the 503 below says so
+            raise

@@ -3,6 +3,7 @@ frames, and the close codes of the contract."""
 
 from __future__ import annotations
 
+import time
 from contextlib import suppress
 from typing import Any
 
@@ -13,12 +14,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # the server is shutting down
 CLOSE_TOO_MANY_SOCKETS = 1008
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013  # Redis unreachable, or a client too slow to read its frames
 CLOSE_UNKNOWN_EXECUTION = 4004
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403  # a browser page of another origin (see CODERUNNER_CORS_ORIGINS)
 CLOSE_RATE_LIMITED = 4429
 
 CLOSE_GRACE_S = 1.0
+FRAMES_PER_S = 200  # stdin and kill frames per socket: far above typing, far below a flood
+FRAME_BURST = 400
 
 
 class SlowClient(Exception):
@@ -36,6 +41,24 @@ class ClientSocket:
         self.ws = ws
         self._timeout = send_timeout_s
         self._lock = anyio.Lock()
+        self._tokens = float(FRAME_BURST)
+        self._refilled = time.monotonic()
+
+    async def within_budget(self) -> bool:
+        """Take one of this socket's tokens for a stdin or kill frame (each costs Redis a
+        script); False, with an error frame sent, once it sends faster than FRAMES_PER_S."""
+        now = time.monotonic()
+        self._tokens = min(FRAME_BURST, self._tokens + (now - self._refilled) * FRAMES_PER_S)
+        self._refilled = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        await self.error(
+            "rate_limited",
+            f"too many frames: at most {FRAMES_PER_S} stdin or kill frames a second;"
+            " this one was dropped",
+        )
+        return False
 
     async def send(self, raw: bytes) -> None:
         try:

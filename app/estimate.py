@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -25,7 +24,7 @@ from runtimes import keys
 
 log = logging.getLogger(__name__)
 
-STALE_S = 3.0  # a report older than this is a worker that stopped or lost Redis
+MAX_REPORTED_MS = 3_600_000.0
 REFRESH_S = 0.25  # reports are written every 0.5 s
 
 
@@ -56,49 +55,72 @@ def estimate_wait_ms(ahead: int, loads: list[LanguageLoad]) -> int | None:
     return math.ceil(rounds * service + create)
 
 
-def parse_loads(raw: dict[bytes, bytes], language: str, now: float) -> list[LanguageLoad]:
-    """The fresh reports' loads for `language`; unreadable or stale reports are skipped."""
+def _sane(load: LanguageLoad) -> bool:
+    """A report from a buggy or hostile writer must not turn into a crash or a negative
+    wait: counts non-negative, times finite and within an hour."""
+    times = (load.service_ms, load.lead_ms)
+    return min(load.warm, load.free) >= 0 and all(
+        math.isfinite(t) and 0 <= t <= MAX_REPORTED_MS for t in times
+    )
+
+
+def parse_loads(reports: list[bytes], language: str) -> list[LanguageLoad]:
+    """The reports' loads for `language`; unreadable or insane reports are skipped."""
     out = []
-    for value in raw.values():
+    for value in reports:
         try:
             report: dict[str, Any] = orjson.loads(value)
-            if now - float(report["at"]) > STALE_S:
-                continue
             lang = report["languages"].get(language)
             if lang is None:
                 continue
             weight = max(1, int(lang["weight"]))
-            out.append(
-                LanguageLoad(
-                    warm=int(lang["warm"]),
-                    free=int(report["free"]) // weight,
-                    slots=max(1, int(report["slots"]) // weight),
-                    service_ms=float(lang["service_ms"]),
-                    lead_ms=float(lang["lead_ms"]),
-                )
+            load = LanguageLoad(
+                warm=int(lang["warm"]),
+                free=int(report["free"]) // weight,
+                slots=max(1, int(report["slots"]) // weight),
+                service_ms=float(lang["service_ms"]),
+                lead_ms=float(lang["lead_ms"]),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             continue
+        except OverflowError:
+            continue
+        if _sane(load):
+            out.append(load)
     return out
 
 
 class WaitEstimator:
-    """Keeps the workers' reports fresh in the background (one HGETALL every REFRESH_S), so
-    that an estimate costs a submission no round trip."""
+    """Keeps the workers' reports fresh in the background (every REFRESH_S), so that an
+    estimate costs a submission no round trip. Reports expire in Redis (REPORT_TTL_MS of
+    poolmgr/load.py), so a dead worker's drops out without comparing clocks."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._raw: dict[bytes, bytes] = {}
+        self._reports: list[bytes] = []
+
+    async def refresh(self) -> None:
+        """Read every live report; forget the ids whose report has expired."""
+        ids = sorted(cast(set[bytes], await self._redis.smembers(keys.WORKER_LOADS)))
+        if not ids:
+            self._reports = []
+            return
+        values = cast(
+            list[bytes | None], await self._redis.mget([keys.worker_load(i.decode()) for i in ids])
+        )
+        gone = [i for i, v in zip(ids, values, strict=True) if v is None]
+        if gone:
+            await self._redis.srem(keys.WORKER_LOADS, *gone)
+        self._reports = [v for v in values if v is not None]
 
     async def run(self) -> None:
-        """Refresh the reports until cancelled; a failed read keeps the last ones (they age
-        out by their own timestamps)."""
+        """Refresh until cancelled; after a failed read the last reports are kept."""
         while True:
             try:
-                self._raw = cast(dict[bytes, bytes], await self._redis.hgetall(keys.WORKER_LOAD))
+                await self.refresh()
             except (RedisError, OSError) as exc:
                 log.debug("worker load reports not read: %s", exc)
             await anyio.sleep(REFRESH_S)
 
     def wait_ms(self, language: str, ahead: int) -> int | None:
-        return estimate_wait_ms(ahead, parse_loads(self._raw, language, time.time()))
+        return estimate_wait_ms(ahead, parse_loads(self._reports, language))

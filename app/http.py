@@ -143,6 +143,7 @@ async def healthz(_: Request) -> Response:
 async def readyz(request: Request) -> Response:
     state = AppState.of(request)
     checks = {name: await check() for name, check in state.readiness.items()}
+    checks["serving"] = not state.draining
     ok = all(checks.values())
     return json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 

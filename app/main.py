@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import anyio
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -96,6 +98,8 @@ def create_app(
             readiness={name: _guarded(c) for name, c in checks.items()},
         )
         _announce(settings, limiter)
+        with anyio.move_on_after(1), contextlib.suppress(RedisError, OSError):
+            await estimator.refresh()  # estimates from the first request on
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(relay.run)
@@ -121,6 +125,14 @@ def create_app(
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
+
+
+def drain(app: Starlette) -> None:
+    """From SIGTERM on, /readyz answers 503: load balancers stop sending new clients here
+    while running executions finish and sockets are closed."""
+    state: AppState | None = getattr(app.state, "coderunner", None)
+    if state is not None:
+        state.draining = True
 
 
 async def close_sockets(app: Starlette, grace_s: float = 2.0) -> None:

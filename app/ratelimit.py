@@ -26,7 +26,7 @@ if tokens >= 1 then
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+redis.call('EXPIRE', KEYS[1], math.min(math.ceil(burst / rate) + 1, 86400))
 return {allowed, tostring(tokens)}
 """
 

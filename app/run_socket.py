@@ -8,6 +8,7 @@ readable over HTTP and `/ws/execution/{id}`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app.admission import Ticket
 from app.auth import Caller
 from app.client_socket import (
+    CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
     CLOSE_RATE_LIMITED,
     CLOSE_TOO_MANY_SOCKETS,
@@ -37,8 +39,10 @@ from app.errors import ApiError
 from app.sockets import TooManySockets
 from app.state import AppState
 from app.watch import UnknownExecution, follow
-from app.ws import PONG, accept, deliver, until_shutdown
+from app.ws import PONG, accept, deliver, ending, until_shutdown
 from runtimes import wire
+
+log = logging.getLogger(__name__)
 
 SUBMIT_WAIT_S = 10.0  # how long a stdin or kill frame waits for its run to be queued
 CLOSING_CODES = {"rate_limited": CLOSE_RATE_LIMITED, "too_many_running": CLOSE_RATE_LIMITED}
@@ -57,6 +61,7 @@ class _Run:
     execution_id: str
     submitted: anyio.Event = field(default_factory=anyio.Event)
     queued: bool = False  # submitted and accepted (not refused)
+    killed: bool = False
 
 
 class RunSession:
@@ -69,27 +74,26 @@ class RunSession:
 
     async def serve(self) -> tuple[int, str]:
         """Until the client leaves, the server shuts down, or a refusal closes the socket."""
-        shutdown: list[int] = []
         async with anyio.create_task_group() as tg:
-            tg.start_soon(until_shutdown, self._state, tg.cancel_scope, shutdown)
+            tg.start_soon(until_shutdown, self._state, tg.cancel_scope, self._ended)
             await self._guarded(partial(self._receive, tg), tg.cancel_scope)
-        if shutdown:
-            return shutdown[0], "server shutting down"
         return self._ended[0] if self._ended else (CLOSE_NORMAL, "")
 
     async def _guarded(self, work: Callable[[], Awaitable[None]], scope: CancelScope) -> None:
-        """Run `work`; if it ends the session, record the close code and cancel the rest."""
+        """Run `work`; if it ends the session, record the close code and cancel the rest.
+        A bug ends only this socket (1011), never silently."""
         try:
             await work()
             return
-        except WebSocketDisconnect:
-            self._ended.append((CLOSE_NORMAL, ""))
         except _Closing as exc:
             self._ended.append((exc.code, exc.reason))
-        except SlowClient as exc:
-            self._ended.append((CLOSE_TRY_AGAIN, f"client too slow ({exc}); reconnect"))
-        except (RedisError, UnknownExecution):
-            self._ended.append((CLOSE_TRY_AGAIN, "the queue (Redis) is unreachable; retry"))
+        except UnknownExecution as exc:
+            self._ended.append((CLOSE_TRY_AGAIN, f"execution {exc} vanished; retry"))
+        except (RedisError, SlowClient, WebSocketDisconnect, RuntimeError) as exc:
+            self._ended.append(ending(exc))  # RuntimeError: starlette's "the socket is closed"
+        except Exception:
+            log.exception("a /ws/run session failed")
+            self._ended.append((CLOSE_INTERNAL_ERROR, "internal error; the incident was logged"))
         scope.cancel()
 
     async def _receive(self, tg: TaskGroup) -> None:
@@ -99,7 +103,13 @@ class RunSession:
             if text is None:
                 continue
             command = parse_command(text, limit)
-            if command.kind == "run":
+            if command.kind == "run" and len(text) > self._state.settings.max_request_bytes:
+                # Characters, not bytes: a cheap first bound; the body's own limits follow.
+                await self._sock.error(
+                    "request_too_large",
+                    f"a run is limited to {self._state.settings.max_request_bytes} bytes",
+                )
+            elif command.kind == "run":
                 await self._start(command, tg)
             elif command.kind in ("stdin", "kill"):
                 await self._control(command, limit)
@@ -113,7 +123,7 @@ class RunSession:
             await self._sock.error(
                 "run_in_progress",
                 f"run {self._run.execution_id} has not ended: wait for its exit frame"
-                " or send {'type': 'kill'} first",
+                " (send {'type': 'kill'} to end it sooner)",
             )
             return
         admission = self._state.admission
@@ -135,7 +145,11 @@ class RunSession:
         if run is None or not run.queued:
             await self._sock.error("no_run", "no run is in progress on this socket")
             return
-        await deliver(self._sock, self._state.store, run.execution_id, command, limit)
+        if command.kind == "kill" and run.killed:
+            return  # one kill is enough; more would only queue more messages
+        if await self._sock.within_budget():
+            run.killed = run.killed or command.kind == "kill"
+            await deliver(self._sock, self._state.store, run.execution_id, command, limit)
 
     async def _execute(self, ticket: Ticket, run: _Run) -> None:
         """Queue the run, say `accepted`, relay its frames to its exit.

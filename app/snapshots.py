@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from app.executions import ExecutionStore, Snapshot
+from runtimes import wire
 
 
 @dataclass(eq=False)
@@ -32,6 +33,10 @@ class Snapshots:
         self._store = store
         self._reads: dict[tuple[str, int], _Read] = {}
         self._clock = itertools.count()
+
+    async def result(self, execution_id: str) -> wire.Result | None:
+        """The full result (rarely needed: see `watch._exit_of_result`); not coalesced."""
+        return await self._store.result(execution_id)
 
     async def read(self, execution_id: str, start: int) -> Snapshot:
         key = (execution_id, start)

@@ -26,7 +26,8 @@ class AppState:
     snapshots: Snapshots
     sockets: SocketLimits
     admission: Admission
-    closing: anyio.Event = field(default_factory=anyio.Event)
+    closing: anyio.Event = field(default_factory=anyio.Event)  # close the sockets (1001)
+    draining: bool = False  # SIGTERM received: not ready, so balancers send no new clients
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
 
     @staticmethod

@@ -110,7 +110,8 @@ def build_job(
     language = body.get("language")
     runtime = lookup(language) if isinstance(language, str) else None
     if runtime is None:
-        raise _invalid("language", f"unknown language {language!r}; available: {sorted(RUNTIMES)}")
+        shown = repr(language)[:40]  # the client's own input, echoed only briefly
+        raise _invalid("language", f"unknown language {shown}; available: {sorted(RUNTIMES)}")
     if not isinstance(body.get("version"), str | None):
         raise _invalid("version", 'version must be a string such as "3.11", or null')
     files = _files(body, runtime.entry, settings)

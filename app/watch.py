@@ -90,8 +90,9 @@ async def follow(snapshots: Snapshots, feed: Feed, execution_id: str) -> AsyncGe
             start = max(cursor.next_seq, start + len(log))
             record, log = await _snapshot(snapshots, execution_id, start)
             continue
-        if record.exit is not None:
-            for raw in cursor.end(record.exit):
+        exit_event = record.exit or await _exit_of_result(snapshots, record)
+        if exit_event is not None:
+            for raw in cursor.end(exit_event):
                 yield raw
             return
         while (event := await _next(feed)) is not None and not _resync_first(event, cursor):
@@ -115,6 +116,15 @@ def _resync_first(raw: bytes, cursor: _Cursor) -> bool:
     if isinstance(event, wire.OutputEvent):
         return event.seq > cursor.next_seq
     return isinstance(event, wire.ExitEvent)
+
+
+async def _exit_of_result(snapshots: Snapshots, record: Record) -> wire.ExitEvent | None:
+    """The exit event of a terminal record written without one (by a worker of an older
+    version, during a rolling upgrade): from its full result."""
+    if not record.status.terminal:
+        return None
+    result = await snapshots.result(record.execution_id)
+    return wire.ExitEvent.of(result) if result is not None else None
 
 
 async def _snapshot(

@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.auth import Caller, identify
 from app.client_socket import (
+    CLOSE_FORBIDDEN_ORIGIN,
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
     CLOSE_TOO_MANY_SOCKETS,
@@ -40,6 +41,9 @@ async def accept(ws: WebSocket) -> tuple[ClientSocket, Caller] | None:
     state = AppState.of(ws)
     await ws.accept()
     sock = ClientSocket(ws, state.settings.ws_send_timeout_s)
+    if not _origin_allowed(ws, state.settings.cors_origins):
+        await sock.close(CLOSE_FORBIDDEN_ORIGIN, "this origin may not open WebSockets here")
+        return None
     try:
         caller = identify(ws, state.settings.api_keys)
     except ApiError as exc:
@@ -48,10 +52,23 @@ async def accept(ws: WebSocket) -> tuple[ClientSocket, Caller] | None:
     return sock, caller
 
 
-async def until_shutdown(state: AppState, scope: anyio.CancelScope, ended: list[int]) -> None:
+def _origin_allowed(ws: WebSocket, allowed: tuple[str, ...]) -> bool:
+    """Browsers send `Origin` on WebSockets and apply no same-origin rule to them: without
+    this check any page a user visits could run code through their (open, or cookie-less
+    but reachable) service and read the output. Non-browser clients send no Origin."""
+    origin = ws.headers.get("origin")
+    if origin is None or origin in allowed:
+        return True
+    host = ws.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
+
+
+async def until_shutdown(
+    state: AppState, scope: anyio.CancelScope, ended: list[tuple[int, str]]
+) -> None:
     """Cancel `scope` with 1001 when the server starts shutting down."""
     await state.closing.wait()
-    ended.append(CLOSE_GOING_AWAY)
+    ended.append((CLOSE_GOING_AWAY, "server shutting down"))
     scope.cancel()
 
 
@@ -113,48 +130,60 @@ async def execution_socket(ws: WebSocket) -> None:
 
 async def _watch(sock: ClientSocket, state: AppState, execution_id: str) -> tuple[int, str]:
     """Send the frames until the end or a disconnect; the close code and reason."""
-    ended: list[int] = []
-    reason = ""
+    ended: list[tuple[int, str]] = []
     frames: AsyncGenerator[bytes] = watch_frames(state.snapshots, state.relay, execution_id)
     async with anyio.create_task_group() as tg, aclosing(frames):
         tg.start_soon(until_shutdown, state, tg.cancel_scope, ended)
-        tg.start_soon(_until_disconnect, sock, state, execution_id, tg.cancel_scope)
+        tg.start_soon(_until_disconnect, sock, state, execution_id, tg.cancel_scope, ended)
         try:
             async for raw in frames:
                 await sock.send(raw)
-            ended.append(CLOSE_NORMAL)
+            ended.append((CLOSE_NORMAL, ""))
         except UnknownExecution:
-            ended.append(CLOSE_UNKNOWN_EXECUTION)
-        except RedisError:
-            ended.append(CLOSE_TRY_AGAIN)
-        except SlowClient as exc:
-            ended.append(CLOSE_TRY_AGAIN)
-            reason = f"client too slow ({exc}); reconnect to resume"
-        except WebSocketDisconnect:
-            ended.append(CLOSE_NORMAL)
+            ended.append((CLOSE_UNKNOWN_EXECUTION, f"no execution {execution_id}"))
+        except (RedisError, SlowClient, WebSocketDisconnect, RuntimeError) as exc:
+            ended.append(ending(exc))
         tg.cancel_scope.cancel()
-    return (ended or [CLOSE_NORMAL])[0], reason
+    return ended[0] if ended else (CLOSE_NORMAL, "")
+
+
+def ending(exc: Exception) -> tuple[int, str]:
+    """The close code and reason for what ended a socket early."""
+    if isinstance(exc, SlowClient):
+        return CLOSE_TRY_AGAIN, f"client too slow ({exc}); reconnect to resume"
+    if isinstance(exc, RedisError):
+        return CLOSE_TRY_AGAIN, "the queue (Redis) is unreachable; reconnect to resume"
+    return CLOSE_NORMAL, ""
 
 
 async def _until_disconnect(
-    sock: ClientSocket, state: AppState, execution_id: str, scope: anyio.CancelScope
+    sock: ClientSocket,
+    state: AppState,
+    execution_id: str,
+    scope: anyio.CancelScope,
+    ended: list[tuple[int, str]],
 ) -> None:
     """Client frames while the execution runs: stdin reaches the program, kill aborts it."""
     limit = state.settings.max_stdin_bytes
+    killed = False
     try:
         while True:
             text = await receive_text(sock.ws, sock)
             if text is None:
                 continue
             command = parse_command(text, limit)
-            if command.kind in ("stdin", "kill"):
+            if command.kind == "kill" and killed:
+                continue  # one kill is enough; more would only queue more messages
+            if command.kind in ("stdin", "kill") and await sock.within_budget():
+                killed = killed or command.kind == "kill"
                 await deliver(sock, state.store, execution_id, command, limit)
             elif command.kind == "ping":
                 await sock.send(PONG)
-            else:
+            elif command.kind not in ("stdin", "kill"):
                 problem = command.problem or "a run is started on /ws/run, not here"
                 await sock.error("invalid_message", problem)
-    except (WebSocketDisconnect, RuntimeError, RedisError, SlowClient):
+    except (WebSocketDisconnect, RuntimeError, RedisError, SlowClient) as exc:
+        ended.append(ending(exc))  # RuntimeError: starlette's "the socket is closed"
         scope.cancel()
 
 

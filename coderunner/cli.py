@@ -33,7 +33,7 @@ class _Server(uvicorn.Server):
 
 async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) -> None:
     """Run the API and/or the worker until SIGINT/SIGTERM, then stop the worker gracefully."""
-    from app.main import close_sockets, create_app
+    from app.main import close_sockets, create_app, drain
     from poolmgr.worker import Worker
 
     if not settings.cluster:  # workers that share a Redis are one cluster
@@ -76,6 +76,8 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
                 async for signum in signals:
                     log.info("%s received: stopping", signal.Signals(signum).name)
                     break
+            if server is not None:
+                drain(app)
             if runner is not None:
                 await runner.stop()
                 worker_scope.cancel()

@@ -20,10 +20,11 @@ log = logging.getLogger(__name__)
 REPORT_INTERVAL_S = 0.5
 """Warm counts change with every claim; a report this fresh is close enough for an estimate
 and costs Redis two writes a second per worker."""
+REPORT_TTL_MS = 3000  # a worker that stopped reporting (killed, partitioned) drops out
 
 
 class LoadReporter:
-    """Writes this worker's load into the `WORKER_LOAD` hash while it runs: per language its
+    """Writes this worker's load report to Redis while it runs: per language its
     warm containers, weight, mean service time and create lead time, and its free slots."""
 
     def __init__(
@@ -58,12 +59,19 @@ class LoadReporter:
             }
         )
 
+    async def _write(self) -> None:
+        """The report, expiring after REPORT_TTL_MS by Redis's own clock."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.worker_load(self._worker_id), self.report(), px=REPORT_TTL_MS)
+            pipe.sadd(keys.WORKER_LOADS, self._worker_id)
+            await pipe.execute()
+
     async def run(self) -> None:
         """Report every REPORT_INTERVAL_S until cancelled; then withdraw the report."""
         try:
             while True:
                 try:
-                    await self._redis.hset(keys.WORKER_LOAD, self._worker_id, self.report())
+                    await self._write()
                 except (RedisError, OSError) as exc:  # an estimate is not worth a retry loop
                     log.debug("load report not written: %s", exc)
                 await anyio.sleep(REPORT_INTERVAL_S)
@@ -74,4 +82,4 @@ class LoadReporter:
                 anyio.move_on_after(2),
                 contextlib.suppress(RedisError, OSError),
             ):
-                await self._redis.hdel(keys.WORKER_LOAD, self._worker_id)
+                await self._redis.delete(keys.worker_load(self._worker_id))

@@ -62,6 +62,12 @@ ACTIVE = f"{PREFIX}active"
 RUNTIME_VERSIONS = f"{PREFIX}runtimes"
 """Hash of language -> version, as the workers read it from their runtime images."""
 
-WORKER_LOAD = f"{PREFIX}load"
-"""Hash of worker id -> its recent load (warm containers, free slots, service times), for
-the app's `estimated_wait_ms`."""
+
+def worker_load(worker_id: str) -> str:
+    """A worker's recent load (warm containers, free slots, service times), for the app's
+    `estimated_wait_ms`; it expires unless renewed, so a crashed worker's goes away."""
+    return f"{PREFIX}load:{worker_id}"
+
+
+WORKER_LOADS = f"{PREFIX}loads"
+"""Set of the worker ids that have written a load report (pruned as reports expire)."""

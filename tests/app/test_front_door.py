@@ -195,16 +195,30 @@ def test_at_most_two_executions_per_user_at_once(door: Client) -> None:
     assert _submit(door, "k-cap", code="print(1)").status == 202
 
 
-def test_sigterm_closes_sockets_with_going_away(tmp_path: Path) -> None:
-    with EmbeddedRedis() as redis:
-        proc, client = _serve("api", tmp_path / "api.log", redis_url=redis.url)
-        try:
-            with connect(f"{client.ws_base}/ws/run", open_timeout=10) as socket:
-                socket.send('{"type": "ping"}')
-                assert json.loads(socket.recv(timeout=10)) == {"type": "pong"}
-                proc.send_signal(signal.SIGTERM)
-                assert _closed_with(socket) == 1001
-            assert proc.wait(30) == 0
-        finally:
-            if proc.poll() is None:
-                stop(proc)
+def test_sigterm_drains_then_closes_sockets_with_going_away(tmp_path: Path) -> None:
+    """A running execution finishes and its frames reach the editor; meanwhile /readyz says
+    503 so that balancers send new clients elsewhere; then the socket closes with 1001."""
+    proc, client = _serve(
+        "dev", tmp_path / "dev.log", worker_languages="python", worker_id=f"drain-{tmp_path.name}"
+    )
+    try:
+        with connect(f"{client.ws_base}/ws/run", open_timeout=10) as socket:
+            code = "import time; time.sleep(2); print('finished')"
+            socket.send(json.dumps({"type": "run", "language": "python", "code": code}))
+            while json.loads(socket.recv(timeout=30)).get("status") != "running":
+                pass
+            proc.send_signal(signal.SIGTERM)
+            assert until(lambda: client.request("GET", "/readyz").status == 503, 1.5)
+            frames = []
+            try:
+                while True:
+                    frames.append(json.loads(socket.recv(timeout=30)))
+            except ConnectionClosed as exc:
+                closed = exc.rcvd.code if exc.rcvd is not None else None
+        assert [f["data"] for f in frames if f["type"] == "stdout"] == ["finished\n"]
+        assert frames[-1]["type"] == "exit" and frames[-1]["status"] == "completed"
+        assert closed == 1001
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            stop(proc)

@@ -7,6 +7,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.ratelimit import RateLimiter
+from runtimes import keys
 
 pytestmark = pytest.mark.anyio
 
@@ -47,3 +48,12 @@ async def test_off_when_the_rate_is_zero(redis: Redis) -> None:
     assert not limiter.enabled
     assert await limiter.take("ann") is None
     assert await redis.keys("*") == []
+
+
+async def test_a_tiny_rate_still_answers(redis: Redis) -> None:
+    """A bucket that refills once in years: its key's expiry is bounded (it overflowed
+    EXPIRE's argument, and every request failed with 500)."""
+    limiter = RateLimiter(redis, burst=2, rate_per_s=1e-19)
+    first = await limiter.take("ann")
+    assert first is not None and first.allowed
+    assert 0 < await redis.ttl(keys.rate_bucket("ann")) <= 86400

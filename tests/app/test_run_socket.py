@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from app.commands import Command
@@ -103,6 +104,10 @@ def test_bad_frames_get_errors_and_the_socket_stays_open(server: Client) -> None
         assert (error["code"], error["field"]) == ("invalid_field", "language")
         _send(socket, type="run", language="python", code="1", timeout_s=99)
         assert _recv(socket)["field"] == "timeout_s"
+        _send(socket, type="run", language="python", code="#" * (4 * 1024 * 1024 + 10))
+        assert _recv(socket)["code"] == "request_too_large"  # as over HTTP (it was accepted)
+        _send(socket, type="run", language="x" * 10_000, code="1")
+        assert len(_recv(socket)["message"]) < 300  # the input is not echoed whole
         _send(socket, type="ping")
         assert _recv(socket) == {"type": "pong"}
         assert _run(socket, "print('fine')")[-1]["status"] == "completed"
@@ -147,3 +152,18 @@ async def test_a_command_is_carried_out_when_its_socket_is_torn_down() -> None:
         await anyio.sleep(0.01)
         tg.cancel_scope.cancel()
     assert aborted == ["e1"]
+
+
+def test_a_page_of_another_origin_may_not_open_a_socket(server: Client) -> None:
+    """Browsers apply no same-origin rule to WebSockets: without a check, any page a user
+    visits could run code through their service and read the output (it could)."""
+    url = f"{server.ws_base}/ws/run"
+    with connect(url, origin="https://evil.example", open_timeout=10) as socket:  # type: ignore[arg-type]
+        try:
+            socket.recv(timeout=10)
+            raise AssertionError("the socket stayed open")
+        except ConnectionClosed as exc:
+            assert exc.rcvd is not None and exc.rcvd.code == 4403
+    own = server.ws_base.replace("ws://", "http://")
+    with connect(url, origin=own, open_timeout=10) as socket:  # type: ignore[arg-type]
+        assert _run(socket, "print('same origin')")[-1]["status"] == "completed"

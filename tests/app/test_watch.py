@@ -57,11 +57,18 @@ class FakeRun:
         await self.redis.rpush(keys.output_log(self.id), event)
         await self.redis.publish(keys.events(self.id), event)
 
-    async def finish(self) -> None:
+    async def finish(self, with_exit: bool = True) -> None:
+        """`with_exit=False` writes the record as a worker of an older version did."""
         result = wire.Result(self.id, "python", Status.COMPLETED, exit_code=0)
-        fields: dict[FieldT, EncodableT] = {"status": "completed", "result": wire.encode(result)}
+        exit_event = wire.encode(wire.ExitEvent.of(result))
+        fields: dict[FieldT, EncodableT] = {
+            "status": "completed",
+            "result": wire.encode(result),
+        }
+        if with_exit:
+            fields["exit"] = exit_event
         await self.redis.hset(keys.execution(self.id), mapping=fields)
-        await self.redis.publish(keys.events(self.id), wire.encode(wire.ExitEvent.of(result)))
+        await self.redis.publish(keys.events(self.id), exit_event)
 
 
 @asynccontextmanager
@@ -156,3 +163,20 @@ def _catch_up(reads: list[tuple[int, int]], start: int, end: int) -> int:
             assert start == end, reads
             return i + 1
     raise AssertionError(f"the catch-up did not end: {reads}")
+
+
+async def test_a_record_ended_by_an_older_worker_still_ends_the_watch(redis_url: str) -> None:
+    """A worker of the previous version writes the result without the `exit` summary that
+    watchers read; during a rolling upgrade its watchers must still see the end."""
+    async with watching(redis_url, feed_limit_bytes=1 << 20) as (relay, store):
+        writer = connect(redis_url, Settings())
+        run = FakeRun(writer)
+        await run.start()
+        await run.print("0\n")
+        await run.finish(with_exit=False)
+        with anyio.fail_after(10):
+            async with aclosing(watch_frames(Snapshots(store), relay, run.id)) as stream:
+                frames = [raw async for raw in stream]
+        await writer.aclose()
+    assert _lines(frames) == ["0\n"]
+    assert orjson.loads(frames[-1])["type"] == "exit"
