@@ -56,6 +56,10 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
             ws_ping_interval=settings.ws_ping_interval_s,
             ws_ping_timeout=settings.ws_ping_interval_s,
             ws_max_size=settings.max_request_bytes + WS_FRAME_SLACK,
+            # The client address is each user's identity when the service is open: only
+            # proxies named here may set it (X-Forwarded-For); by default none may.
+            proxy_headers=bool(settings.forwarded_allow_ips),
+            forwarded_allow_ips=settings.forwarded_allow_ips or None,
         )
         server = _Server(config)
     worker_scope = anyio.CancelScope()

@@ -8,8 +8,11 @@ import anyio
 class Capacity:
     """`total` units shared by running executions, each taking its runtime's weight.
 
-    The consumer reads only the streams whose weight still fits, so a worker never
-    accepts a job it cannot start; a weight above `total` is clamped so it still runs alone.
+    The consumer claims jobs only of languages whose weights fit together beside those
+    running; its wait on the others that fit alone only wakes it, claiming nothing. So a
+    claimed job starts at once, but for the second of a blocked read that got a job of each
+    priority of one language, which waits in the worker until room frees (see
+    `Consumer._start`). A weight above `total` is clamped so it still runs alone.
     """
 
     def __init__(self, total: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from enum import Enum
 
 import anyio
@@ -62,21 +63,23 @@ class Consumer:
         self._turn = 0
         self.stopping = False
 
-    def _readable(self) -> tuple[list[str], list[str]]:
+    def _readable(self, first: Sequence[str] = ()) -> tuple[list[str], list[str]]:
         """Languages to read one job of each at once (see `JobQueue.read`), whose weights all
         fit together; and the languages to wait on, each of which fits on its own.
 
         The start rotates, so that when not all fit together, no language is always left
         out of the first. Waiting covers every language that fits, so a job of one left out
-        this turn still wakes the worker at once: a blocked read is answered with the one
-        stream that got a job.
+        this turn still wakes the worker at once, claiming nothing (it may not fit beside
+        those read); `first`, the languages whose jobs woke it (`JobQueue.woken`), go first,
+        so that the next turn claims their jobs, as many as fit.
         """
         order = list(self._pools)
         self._turn = (self._turn + 1) % len(order)
+        rotated = order[self._turn :] + order[: self._turn]
         chosen: list[str] = []
         waited: list[str] = []
         weights: list[int] = []
-        for language in order[self._turn :] + order[: self._turn]:
+        for language in dict.fromkeys([*(f for f in first if f in self._pools), *rotated]):
             pool = self._pools[language]
             if not pool.accepting or not self.capacity.fits(pool.runtime.weight):
                 continue
@@ -90,7 +93,7 @@ class Consumer:
         """Until `stopping`, take jobs that fit; running jobs finish inside this group."""
         async with anyio.create_task_group() as tg:
             while not self.stopping:
-                languages, waited = self._readable()
+                languages, waited = self._readable(self._queue.woken)
                 if not languages or self._heartbeat.lost.is_set():
                     with anyio.move_on_after(BLOCK_MS / 1000):
                         await self.capacity.wait_freed()

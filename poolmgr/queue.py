@@ -54,6 +54,10 @@ return 1
 """
 
 
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 def _ref(stream: str, entry_id: str) -> str:
     return f"{stream} {entry_id}"
 
@@ -120,6 +124,8 @@ class JobQueue:
         self._swap = redis.register_script(_SWAP)
         self._forget = redis.register_script(_FORGET)
         self._turns = Turns()
+        # The languages whose jobs ended the last `read`'s wait without being claimed.
+        self.woken: list[str] = []
 
     async def ensure_groups(self, languages: list[str]) -> None:
         for stream in (s for language in languages for s in keys.job_streams(language)):
@@ -131,22 +137,55 @@ class JobQueue:
 
     async def read(self, languages: list[str], waited: list[str] | None = None) -> list[Entry]:
         """New jobs, one of each of `languages` that has any, in priority order (see `Turns`);
-        when none has any, one blocking read of all the streams of `waited` (default:
-        `languages`), up to a second.
+        when none has any, a wait of up to a second for a job of any language of `waited`
+        (default: `languages`). The caller passes as `languages` only languages whose
+        weights all fit together, and as `waited` those that each fit alone.
 
-        Every entry of the reply is this worker's now: the caller must handle them all. That
-        is normally one per language, but a blocking read (Redis applies COUNT per stream)
-        can bring jobs of several of its streams that all came within the wait; the caller
-        starts those that do not fit as room frees.
+        Every entry of the reply is this worker's now: the caller must handle them all.
+
+        When `waited` is `languages`, the wait is itself a blocking group read, which claims
+        what wakes it: one entry per language, but for a job of each priority of one
+        language that both came within the wait (Redis applies COUNT per stream), the second
+        of which the caller starts once room frees. When `waited` has more, the wait claims
+        nothing, as one group read of all their streams would claim a job of each that has
+        any, whether or not the worker has room for them: it only returns, with no entry,
+        as soon as any of them has a job no worker was given yet, and `woken` names those
+        languages for the caller to read next.
         """
+        self.woken = []
         entries = await self._read_in_turn(languages)
         if not entries:
             wait_on = languages if waited is None else waited
-            streams = [stream for language in wait_on for stream in keys.job_streams(language)]
-            entries = await self._read(streams, BLOCK_MS)
+            if set(wait_on) <= set(languages):
+                streams = [s for language in wait_on for s in keys.job_streams(language)]
+                entries = await self._read(streams, BLOCK_MS)
+            else:
+                self.woken = await self._wait(wait_on)
         for entry in entries:
             self._turns.claimed(entry.job)
         return entries
+
+    async def _wait(self, languages: list[str]) -> list[str]:
+        """Block up to BLOCK_MS until a stream of `languages` has an entry past the last one
+        the group delivered (one there already answers at once), claiming none of them; the
+        languages that have one, in the order of the reply."""
+        streams = {s: language for language in languages for s in keys.job_streams(language)}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xinfo_groups(stream)
+            infos = await pipe.execute(raise_on_error=False)
+        ids: dict[KeyT, StreamIdT] = {}
+        for stream, info in zip(streams, infos, strict=True):
+            # A stream or group lost with a Redis restart: any entry wakes the worker, whose
+            # next group read finds the group missing and creates it again.
+            delivered = "0-0"
+            for group in info if isinstance(info, list) else []:
+                if group["name"] in (keys.WORKER_GROUP, keys.WORKER_GROUP.encode()):
+                    delivered = group["last-delivered-id"]
+            ids[stream] = delivered
+        reply = await self._redis.xread(ids, count=1, block=BLOCK_MS)
+        woken = [streams[_text(stream)] for stream, _ in cast(_Raw, reply or [])]
+        return list(dict.fromkeys(woken))
 
     async def _read_in_turn(self, languages: list[str]) -> list[Entry]:
         """Without waiting: each language's first choice of stream, then for the languages

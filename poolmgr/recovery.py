@@ -1,7 +1,9 @@
 """Every accepted job ends exactly once: retries for infrastructure failures, the jobs of
 workers that died mid-execution (their heartbeat expired) taken over and settled, and a
 sweeper that ends any execution whose job is in no stream, so that "every accepted
-execution ends" holds by construction, whatever message was lost on the way.
+execution ends" holds by construction, whatever message was lost on the way; the sweeper
+also ends any execution still queued `max_queue_s` after it was accepted (a language no
+worker serves, or a backlog no worker keeps up with).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from poolmgr.queue import CLAIM_IDLE_MS, Entry, JobQueue, Pending
 from poolmgr.redis_retry import until_redis
 from runtimes import keys, wire
 from runtimes.lifecycle import Status
-from runtimes.transitions import OK, ORPHAN, Transitions
+from runtimes.settings import Settings
+from runtimes.transitions import ENDED_NOW, OK, ORPHAN, Transitions
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ ORPHAN_IDLE_MS = 10_000
 SWEEP_AFTER_S = 10.0  # executions younger than this are not looked at
 SWEEP_BATCH = 500
 ORPHANED = "orphaned"  # the failure code of an execution the sweeper ended
+QUEUE_TIMEOUT = "queue_timeout"  # ... of one it ended because it stayed queued too long
 
 
 class Recovery:
@@ -39,6 +43,7 @@ class Recovery:
         result_ttl_s: int,
         interval_s: float,
         in_flight: set[str],
+        max_queue_s: float = Settings.max_queue_s,
     ) -> None:
         """`in_flight`: the entries (`Entry.ref`) this worker's consumer is handling now."""
         self._redis = redis
@@ -49,6 +54,7 @@ class Recovery:
         self._interval = interval_s
         self._in_flight = in_flight
         self._sweep_from = 0
+        self._max_queue_s = max_queue_s
 
     async def run(self) -> None:
         """The watchdog: every interval, settle the jobs of dead workers, then sweep."""
@@ -115,29 +121,59 @@ class Recovery:
         await self._queue.ack(entry)
 
     async def sweep(self) -> int:
-        """End every execution not terminal whose job is in no stream; returns how many."""
-        horizon = time.time() - SWEEP_AFTER_S
+        """End every execution not terminal whose job is in no stream, and every one still
+        queued `max_queue_s` after it was accepted (whatever its language: one no worker
+        serves would wait forever, holding its user's slot); returns how many."""
+        now = time.time()
         ids = await self._redis.zrangebyscore(
-            keys.ACTIVE, "-inf", horizon, self._sweep_from, SWEEP_BATCH
+            keys.ACTIVE,
+            "-inf",
+            now - min(SWEEP_AFTER_S, self._max_queue_s),
+            self._sweep_from,
+            SWEEP_BATCH,
+            withscores=True,
         )
         # A backlog of live executions older than an orphan must not hide it: the next pass
         # goes on from here, and starts over once it has seen them all.
         self._sweep_from = self._sweep_from + len(ids) if len(ids) == SWEEP_BATCH else 0
         swept = 0
-        for raw in cast(list[bytes], ids):
+        for raw, accepted_at in cast(list[tuple[bytes, float]], ids):
             execution_id = raw.decode()
             raw_language = await self._redis.hget(keys.execution(execution_id), "language")
             if raw_language is None:
                 await self._redis.zrem(keys.ACTIVE, execution_id)
                 continue
             language = cast(bytes, raw_language).decode()
-            verdict, attempt = await self._transitions.sweep(execution_id, language)
-            if verdict == ORPHAN:
-                log.error("execution=%s has no job in any stream: ending it", execution_id)
-                token = f"{self._queue.worker_id}:sweep"
-                await self._fail(execution_id, language, attempt, token, ORPHANED)
-                swept += 1
+            if accepted_at <= now - SWEEP_AFTER_S:
+                verdict, attempt = await self._transitions.sweep(execution_id, language)
+                if verdict == ORPHAN:
+                    log.error("execution=%s has no job in any stream: ending it", execution_id)
+                    token = f"{self._queue.worker_id}:sweep"
+                    await self._fail(execution_id, language, attempt, token, ORPHANED)
+                    swept += 1
+                    continue
+            if accepted_at <= now - self._max_queue_s:
+                swept += await self._time_out(execution_id, language, now - accepted_at)
         return swept
+
+    async def _time_out(self, execution_id: str, language: str, waited_s: float) -> int:
+        """End the execution `failed` if it is still queued (nothing ran: no output); 1 if
+        this call ended it."""
+        result = wire.Result(execution_id, language, Status.FAILED, failure_code=QUEUE_TIMEOUT)
+        token = f"{self._queue.worker_id}:queue-timeout"
+        reply = await until_redis(
+            lambda: self._transitions.end_queued(result, token, self._ttl), "ending a queued job"
+        )
+        if reply != ENDED_NOW:
+            return 0
+        log.error(
+            "execution=%s language=%s still queued after %.0f s: ending it",
+            execution_id,
+            language,
+            waited_s,
+        )
+        metrics.count_end(result)
+        return 1
 
     async def _fail(
         self, execution_id: str, language: str, attempt: int, token: str, failure_code: str

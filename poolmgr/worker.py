@@ -57,6 +57,7 @@ class Worker:
             settings.result_ttl_s,
             settings.reap_interval_s,
             in_flight,
+            max_queue_s=settings.max_queue_s,
         )
         self.consumer = Consumer(
             redis,

@@ -237,8 +237,11 @@ class Settings:
     rate_per_s: float = 2.0
     max_concurrent_per_user: int = 2
     max_queue_depths: Mapping[str, int] = field(default_factory=dict)
+    # An execution still queued this long after it was accepted ends `failed`, queue_timeout.
+    max_queue_s: int = 600
     ws_send_timeout_s: float = 10.0
     ws_ping_interval_s: float = 20.0
+    forwarded_allow_ips: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -297,8 +300,10 @@ class Settings:
             rate_per_s=_float(env, "RATE_PER_S", d.rate_per_s, zero_ok=True),
             max_concurrent_per_user=_int(env, "MAX_CONCURRENT_PER_USER", d.max_concurrent_per_user),
             max_queue_depths=_per_language(env, "MAX_QUEUE_DEPTH", DEFAULT_MAX_QUEUE_DEPTH),
+            max_queue_s=_int(env, "MAX_QUEUE_S", d.max_queue_s, lo=1),
             ws_send_timeout_s=_float(env, "WS_SEND_TIMEOUT_S", d.ws_send_timeout_s),
             ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", d.ws_ping_interval_s),
+            forwarded_allow_ips=env.get(PREFIX + "FORWARDED_ALLOW_IPS", d.forwarded_allow_ips),
         )
 
     def container_runtime_for(self, language: str) -> str:

@@ -21,6 +21,7 @@ from runtimes.lifecycle import TERMINAL, Status
 OK = "ok"
 ABORTED_NOW, KILL_SENT = "aborted-now", "kill-sent"
 ALIVE, ORPHAN = "alive", "orphan"
+ENDED_NOW = "ended-now"  # end_queued: it was queued, and is ended now
 BUSY, SHED = "busy", "shed"  # submit refused: the user's cap, the language's queue depth
 PREMIUM_DEPTH_FACTOR = 2  # premium jobs are shed only at this many times the depth limit
 # A user's set of executions lives this long after their last submit: longer than any
@@ -143,6 +144,22 @@ def _entry_stream(first: int) -> str:
     return f"local stream = redis.call('HGET', KEYS[1], 'stream') or KEYS[{first}]\n"
 
 
+def _end_while_queued(status: str, ttl: int, eid: int, token: int) -> str:
+    """Lua that ends a queued execution (KEYS: execution, channel, control, active; ARGV[1]
+    the result, ARGV[2] the exit event; `stream` its job's stream): the record, its expiry,
+    the control list, the active set, its stream entry, and the exit event published."""
+    return f"""
+redis.call('HSET', KEYS[1], 'status', {status}, 'result', ARGV[1], 'exit', ARGV[2],
+           'finished_by', ARGV[{token}])
+redis.call('EXPIRE', KEYS[1], ARGV[{ttl}])
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[{eid}])
+local entry = redis.call('HGET', KEYS[1], 'entry')
+if entry then redis.call('XDEL', stream, entry) end
+redis.call('PUBLISH', KEYS[2], ARGV[2])
+"""
+
+
 # KEYS: execution, channel, control, active, then the language's streams (standard first).
 # ARGV: aborted result, exit event, kill message, ttl, execution id, token of this abort.
 # A queued execution ends here and now, and its stream entry goes, so no worker spends a
@@ -158,19 +175,33 @@ end
     + _entry_stream(5)
     + """
 if current == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'aborted', 'result', ARGV[1], 'exit', ARGV[2],
-             'finished_by', ARGV[6])
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  redis.call('DEL', KEYS[3])
-  redis.call('ZREM', KEYS[4], ARGV[5])
-  local entry = redis.call('HGET', KEYS[1], 'entry')
-  if entry then redis.call('XDEL', stream, entry) end
-  redis.call('PUBLISH', KEYS[2], ARGV[2])
+"""
+    + _end_while_queued(status="'aborted'", ttl=4, eid=5, token=6)
+    + """
   return 'aborted-now'
 end
 redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 return 'kill-sent'
+"""
+)
+
+# KEYS: execution, channel, control, active, then the language's streams (standard first).
+# ARGV: result, exit event, ttl, execution id, finisher token, terminal status.
+# Ends the execution only while it is queued, as abort's queued branch does (its stream
+# entry goes with it); one a worker has started is left to its worker.
+_END_QUEUED = (
+    _CURRENT
+    + """
+if terminal[current] and redis.call('HGET', KEYS[1], 'finished_by') == ARGV[5] then
+  return 'ended-now'
+end
+if current ~= 'queued' then return current end
+"""
+    + _entry_stream(5)
+    + _end_while_queued(status="ARGV[6]", ttl=3, eid=4, token=5)
+    + """
+return 'ended-now'
 """
 )
 
@@ -261,6 +292,7 @@ class Transitions:
         self._requeue = redis.register_script(_REQUEUE)
         self._abort = redis.register_script(_ABORT)
         self._sweep = redis.register_script(_SWEEP)
+        self._end_queued = redis.register_script(_END_QUEUED)
 
     async def submit(self, job: wire.Job, *, max_concurrent: int = 0, max_depth: int = 0) -> str:
         """Record `job` as queued and queue it on its priority's stream; its entry id.
@@ -362,13 +394,7 @@ class Transitions:
         A token of this call lets a re-sent abort recognise that it was the one that ended it.
         """
         result = wire.Result(execution_id=execution_id, language=language, status=Status.ABORTED)
-        keys_ = [
-            keys.execution(execution_id),
-            keys.events(execution_id),
-            keys.control(execution_id),
-            keys.ACTIVE,
-            *_streams(language),
-        ]
+        keys_ = _ending_keys(execution_id, language)
         args: list[bytes | int | str] = [
             wire.encode(result),
             wire.encode(wire.ExitEvent.of(result)),
@@ -379,12 +405,39 @@ class Transitions:
         ]
         return _text(await self._abort(keys=keys_, args=args))
 
+    async def end_queued(self, result: wire.Result, token: str, ttl_s: int) -> str:
+        """End the execution with `result` if it is still queued, its stream entry removed;
+        ENDED_NOW (also for a re-sent call with the same `token`), or its status now."""
+        eid = result.execution_id
+        keys_ = _ending_keys(eid, result.language)
+        args: list[bytes | int | str] = [
+            wire.encode(result),
+            wire.encode(wire.ExitEvent.of(result)),
+            ttl_s,
+            eid,
+            token,
+            result.status.value,
+        ]
+        return _text(await self._end_queued(keys=keys_, args=args))
+
     async def sweep(self, execution_id: str, language: str) -> tuple[str, int]:
         """(ALIVE | ORPHAN | its end status | missing, attempt when ORPHAN)."""
         keys_ = [keys.execution(execution_id), keys.ACTIVE, *_streams(language)]
         reply = _text(await self._sweep(keys=keys_, args=[execution_id]))
         verdict, _, attempt = reply.partition(":")
         return verdict, int(attempt or 0)
+
+
+def _ending_keys(execution_id: str, language: str) -> list[str]:
+    """The keys of a script that ends a queued execution: its record, channel, control list,
+    the active set and every stream its job may be on."""
+    return [
+        keys.execution(execution_id),
+        keys.events(execution_id),
+        keys.control(execution_id),
+        keys.ACTIVE,
+        *_streams(language),
+    ]
 
 
 def _streams(language: str) -> list[str]:

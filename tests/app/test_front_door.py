@@ -222,3 +222,30 @@ def test_sigterm_drains_then_closes_sockets_with_going_away(tmp_path: Path) -> N
     finally:
         if proc.poll() is None:
             stop(proc)
+
+
+def test_an_open_service_does_not_take_the_client_address_from_headers(tmp_path: Path) -> None:
+    """Open, each client address is a user: a client must not pick a new one per request
+    with X-Forwarded-For (uvicorn trusted it from 127.0.0.1 by default: a fresh bucket each)."""
+    with EmbeddedRedis() as redis:
+        proc, client = _serve(
+            "api",
+            tmp_path / "api.log",
+            redis_url=redis.url,
+            rate_burst="3",
+            rate_per_s="0.01",
+            max_concurrent_per_user="0",
+        )
+        try:
+            statuses = [
+                client.request(
+                    "POST",
+                    "/api/v1/execute",
+                    {"language": "python", "code": "1"},
+                    headers={"X-Forwarded-For": f"10.0.0.{i}"},
+                ).status
+                for i in range(4)
+            ]
+        finally:
+            stop(proc)
+    assert statuses == [202, 202, 202, 429]

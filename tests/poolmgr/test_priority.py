@@ -153,19 +153,24 @@ async def test_a_one_slot_worker_takes_premium_first_without_starving_standard(
     _check_order(order, each)
 
 
+def _pools(*spec: tuple[str, int, bool]) -> Any:
+    return {
+        name: SimpleNamespace(runtime=SimpleNamespace(weight=weight), accepting=accepting)
+        for name, weight, accepting in spec
+    }
+
+
 def test_a_worker_waits_on_every_language_that_fits_not_only_this_turns() -> None:
     """Languages whose weights do not all fit together are read in turns, but the blocking
-    read covers each one that fits alone: a job of a language left out this turn must not
-    wait for the read to time out (it did: up to a second for a warm python hello)."""
-    pools: Any = {
-        name: SimpleNamespace(runtime=SimpleNamespace(weight=weight), accepting=accepting)
-        for name, weight, accepting in (
-            ("python", 1, True),
-            ("java", 2, True),
-            ("go", 2, True),
-            ("rust", 2, False),  # its breaker is open: not read at all
-        )
-    }
+    wait covers each one that fits alone: a job of a language left out this turn must not
+    wait for the read to time out (it did: up to a second for a warm python hello). A
+    language whose job woke the last wait goes first in the next turn, so it is claimed."""
+    pools = _pools(
+        ("python", 1, True),
+        ("java", 2, True),
+        ("go", 2, True),
+        ("rust", 2, False),  # its breaker is open: not read at all
+    )
     unused: Any = None
     consumer = Consumer(unused, unused, unused, unused, unused, pools, 3, 60, set(), unused)
     for _ in range(len(pools)):
@@ -173,9 +178,19 @@ def test_a_worker_waits_on_every_language_that_fits_not_only_this_turns() -> Non
         assert sum(pools[lang].runtime.weight for lang in chosen) <= 3
         assert set(chosen) < {"python", "java", "go"}  # never all three at once
         assert set(waited) == {"python", "java", "go"}
+    for _ in range(len(pools)):
+        for woken in (["go"], ["java"], ["java", "go"], ["go", "java"]):
+            chosen, waited = consumer._readable(woken)
+            assert chosen[0] == woken[0] and set(waited) == {"python", "java", "go"}
+            assert sum(pools[lang].runtime.weight for lang in chosen) <= 3
+    chosen, _ = consumer._readable(["rust"])  # not accepting: still not read
+    assert "rust" not in chosen
 
 
 async def test_a_blocked_read_wakes_for_a_language_it_waits_on(redis: Redis) -> None:
+    """A job of a language waited on but not read this turn wakes the read at once, without
+    being claimed (the worker may have no room for it beside the others); it is the next
+    read of that language that claims it."""
     t = Transitions(redis)
     queue = JobQueue(redis, "w1", t, 60)
     await queue.ensure_groups([LANG, OTHER])
@@ -188,5 +203,123 @@ async def test_a_blocked_read_wakes_for_a_language_it_waits_on(redis: Redis) -> 
     with anyio.fail_after(0.8):  # well inside the read's one-second block
         async with anyio.create_task_group() as tg:
             tg.start_soon(submit_soon)
-            (entry,) = await queue.read([LANG], [LANG, OTHER])
-    assert entry.job.execution_id == job.execution_id
+            start = time.monotonic()
+            assert await queue.read([LANG], [LANG, OTHER]) == []
+            woke_after = time.monotonic() - start
+    assert woke_after < 0.2 + 0.3
+    assert queue.woken == [OTHER]
+    assert await redis.xpending(keys.job_stream(OTHER), keys.WORKER_GROUP) == {
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
+    }
+    (entry,) = await queue.read([OTHER], [LANG, OTHER])
+    assert entry.job.execution_id == job.execution_id and queue.woken == []
+
+
+async def test_a_read_over_a_backlog_of_languages_not_read_this_turn_claims_none(
+    redis: Redis,
+) -> None:
+    """A backlog on several languages waited on but not read this turn: the wait answers
+    at once but claims nothing (one blocking group read claimed a job of every one of them:
+    six with room for one)."""
+    t = Transitions(redis)
+    queue = JobQueue(redis, "w1", t, 60)
+    others = ["bash", "go", "java"]
+    await queue.ensure_groups([LANG, *others])
+    for language in others:
+        for priority in keys.PRIORITIES:
+            await t.submit(dataclasses.replace(_job(priority), language=language))
+    with anyio.fail_after(0.5):
+        assert await queue.read([LANG], [LANG, *others]) == []
+    assert sorted(queue.woken) == sorted(others)
+    for language in others:
+        for stream in keys.job_streams(language):
+            assert (await redis.xpending(stream, keys.WORKER_GROUP))["pending"] == 0
+    first = queue.woken[0]
+    (entry,) = await queue.read([first], [LANG, *others])
+    assert entry.job.language == first
+
+
+async def _claimed(redis: Redis, languages: list[str]) -> int:
+    """Entries of these languages claimed and not yet acknowledged."""
+    streams = [stream for language in languages for stream in keys.job_streams(language)]
+    return sum([(await redis.xpending(s, keys.WORKER_GROUP))["pending"] for s in streams])
+
+
+async def test_a_one_slot_worker_claims_one_job_at_a_time_from_a_backlog_of_languages(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer's own loop, over a backlog on every language but the one it reads
+    first: never more claimed than it has room for, and every job claimed in the end."""
+    t = Transitions(redis)
+    queue = JobQueue(redis, "w1", t, 60)
+    # The first turn starts at the second language: one with no job.
+    languages = ["bash", LANG, "go", "java"]
+    await queue.ensure_groups(languages)
+    jobs = [
+        dataclasses.replace(_job(priority), language=language)
+        for language in languages
+        if language != LANG
+        for priority in keys.PRIORITIES
+    ]
+    for job in jobs:
+        await t.submit(job)
+    pools = _pools(*((language, 1, True) for language in languages))
+    in_flight: set[str] = set()
+    heartbeat: Any = SimpleNamespace(lost=anyio.Event())
+    unused: Any = None
+    consumer = Consumer(redis, queue, t, unused, unused, pools, 1, 60, in_flight, heartbeat)
+    started: list[str] = []
+    send, receive = anyio.create_memory_object_stream[str](len(jobs))
+    release = anyio.Semaphore(0)
+
+    async def handle(entry: Entry, read_at: float) -> None:
+        await send.send(entry.job.execution_id)
+        await release.acquire()
+        await queue.ack(entry)
+        in_flight.discard(entry.ref)
+        consumer.capacity.give(1)
+
+    monkeypatch.setattr(consumer, "_handle", handle)
+    with anyio.fail_after(20), send, receive:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consumer.run)
+            for _ in jobs:
+                started.append(await receive.receive())
+                await anyio.sleep(0.1)  # time for any over-claim to show
+                assert await _claimed(redis, languages) == 1 and len(in_flight) == 1
+                release.release()
+            tg.cancel_scope.cancel()
+    assert sorted(started) == sorted(job.execution_id for job in jobs)
+
+
+async def test_a_one_slot_worker_wakes_for_a_job_of_a_language_it_did_not_read(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two languages that do not fit together: whichever this turn reads, a job of the
+    other is claimed and started within a fraction of the read's one-second wait."""
+    t = Transitions(redis)
+    queue = JobQueue(redis, "w1", t, 60)
+    await queue.ensure_groups([LANG, OTHER])
+    pools = _pools((LANG, 1, True), (OTHER, 1, True))
+    heartbeat: Any = SimpleNamespace(lost=anyio.Event())
+    unused: Any = None
+    consumer = Consumer(redis, queue, t, unused, unused, pools, 1, 60, set(), heartbeat)
+    started = anyio.Event()
+
+    async def handle(entry: Entry, read_at: float) -> None:
+        started.set()
+        consumer.capacity.give(1)
+
+    monkeypatch.setattr(consumer, "_handle", handle)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consumer.run)
+        for language in (OTHER, LANG, OTHER, LANG):
+            await anyio.sleep(0.2)
+            started = anyio.Event()
+            await t.submit(dataclasses.replace(_job("standard"), language=language))
+            with anyio.fail_after(0.3):
+                await started.wait()
+        tg.cancel_scope.cancel()

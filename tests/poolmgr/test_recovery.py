@@ -1,21 +1,25 @@
 """Recovery on a real Redis: an execution whose job is in no stream ends `failed`, with the
 output that had reached the user (and frees its user's slot); one whose job is still queued
-is left alone; a dead worker's jobs of both priorities are taken over."""
+is left alone, until it has waited `max_queue_s` (a language no worker serves); a dead
+worker's jobs of both priorities are taken over."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from typing import cast
 
 import anyio
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from poolmgr.queue import CLAIM_IDLE_MS, JobQueue
-from poolmgr.recovery import ORPHANED, Recovery
+from poolmgr.recovery import ORPHANED, QUEUE_TIMEOUT, Recovery
 from runtimes import keys, wire
 from runtimes.lifecycle import Status
-from runtimes.transitions import BUSY, OK, SHED, Transitions
+from runtimes.settings import Settings
+from runtimes.transitions import BUSY, ENDED_NOW, OK, SHED, Transitions
 
 pytestmark = pytest.mark.anyio
 
@@ -108,3 +112,76 @@ async def test_the_pending_jobs_of_a_dead_worker_are_recovered_on_both_streams(
     for stream in keys.job_streams(lang):
         names = {r["name"] for r in await redis.xinfo_consumers(stream, keys.WORKER_GROUP)}
         assert dead.worker_id.encode() not in names
+
+
+async def _next_message(pubsub: PubSub) -> bytes:
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+    assert message is not None
+    return cast(bytes, message["data"])
+
+
+async def test_a_job_no_worker_serves_ends_once_queued_too_long(redis: Redis) -> None:
+    """Any worker's sweeper ends it, whatever languages it serves: `failed`, queue_timeout,
+    its entry gone, its exit published, its user's slot free again."""
+    _, t, _, recovery = await _recovery(redis)
+    nobody = f"n{uuid.uuid4().hex[:6]}"  # no worker reads it: its stream has no group
+    files = (wire.SourceFile("main.py", ""),)
+    long_ago = time.time() - Settings().max_queue_s - 1
+    job = wire.Job(uuid.uuid4().hex, nobody, files, enqueued_at=long_ago, user="u")
+    assert await t.submit(job, max_concurrent=1) not in (BUSY, SHED)
+    later = wire.Job(uuid.uuid4().hex, nobody, files, enqueued_at=time.time(), user="u")
+    assert await t.submit(later, max_concurrent=1) == BUSY
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.events(job.execution_id))
+    confirmed = await pubsub.get_message(timeout=1)  # subscribed before the sweep
+    assert confirmed is not None and confirmed["type"] == "subscribe"
+
+    assert await recovery.sweep() == 1
+    raw = await redis.hget(keys.execution(job.execution_id), "result")
+    ended = wire.decode_result(raw)
+    assert (ended.status, ended.failure_code) == (Status.FAILED, QUEUE_TIMEOUT)
+    assert await redis.hget(keys.execution(job.execution_id), "status") == b"failed"
+    exit_event = wire.decode_event(await _next_message(pubsub))
+    assert isinstance(exit_event, wire.ExitEvent)
+    assert (exit_event.status, exit_event.failure_code) == (Status.FAILED, QUEUE_TIMEOUT)
+    await pubsub.aclose()
+    assert await redis.xlen(keys.job_stream(nobody)) == 0
+    assert await redis.zscore(keys.ACTIVE, job.execution_id) is None
+    assert await redis.ttl(keys.execution(job.execution_id)) > 0
+    assert await t.submit(later, max_concurrent=1) not in (BUSY, SHED)
+    assert await recovery.sweep() == 0
+    # A re-sent end (its reply lost) recognises its own; another finisher does not.
+    token = f"{recovery._queue.worker_id}:queue-timeout"
+    assert await t.end_queued(ended, token, 60) == ENDED_NOW
+    assert await t.end_queued(ended, "someone:else", 60) == "failed"
+
+
+async def test_only_queued_executions_past_the_limit_are_ended(redis: Redis) -> None:
+    """One queued for less than the limit, and one a worker runs (accepted long ago), are
+    left alone; a limit below the sweeper's usual age is honoured."""
+    lang, t, queue, _ = await _recovery(redis)
+    recovery = Recovery(redis, queue, t, [lang], 60, 1.0, set(), max_queue_s=5)
+    files = (wire.SourceFile("main.py", ""),)
+    now = time.time()
+    running = wire.Job(uuid.uuid4().hex, lang, files, enqueued_at=now - 3600)
+    recent = wire.Job(uuid.uuid4().hex, lang, files, enqueued_at=now - 2)
+    late = wire.Job(uuid.uuid4().hex, lang, files, enqueued_at=now - 6)
+    await t.submit(running)
+    (entry,) = await queue.read([lang])
+    assert entry.job == running
+    assert await t.advance(running, "w:1", [Status.PREPARING, Status.RUNNING]) == OK
+    for job in (recent, late):
+        await t.submit(job)
+
+    assert await recovery.sweep() == 1
+    statuses = [
+        await redis.hget(keys.execution(job.execution_id), "status")
+        for job in (running, recent, late)
+    ]
+    assert statuses == [b"running", b"queued", b"failed"]
+    left = await redis.xrange(keys.job_stream(lang), "-", "+")
+    assert [wire.decode_job(fields[b"job"]) for _, fields in left] == [running, recent]
+    assert await redis.zrange(keys.ACTIVE, 0, -1) == [
+        running.execution_id.encode(),
+        recent.execution_id.encode(),
+    ]

@@ -41,6 +41,7 @@ def test_values_and_per_language_pool_policies() -> None:
         {"CODERUNNER_CPUS": "-1"},
         {"CODERUNNER_POOL_SCHEDULE": "9to5:3"},
         {"CODERUNNER_POOL_SCHEDULE_PYTHON": "25-3:1"},
+        {"CODERUNNER_MAX_QUEUE_S": "0"},
     ],
 )
 def test_bad_values_say_which_variable(env: dict[str, str]) -> None:
@@ -100,8 +101,10 @@ def test_front_door_limits_and_per_language_queue_depth() -> None:
             "CODERUNNER_MAX_CONCURRENT_PER_USER": "0",
             "CODERUNNER_MAX_QUEUE_DEPTH": "50",
             "CODERUNNER_MAX_QUEUE_DEPTH_JAVA": "10",
+            "CODERUNNER_MAX_QUEUE_S": "120",
         }
     )
+    assert settings.max_queue_s == 120 and Settings.from_env({}).max_queue_s == 600
     assert (settings.rate_burst, settings.rate_per_s, settings.max_concurrent_per_user) == (
         5,
         0.5,
