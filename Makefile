@@ -60,3 +60,14 @@ test: setup lint
 bench: setup
 	$(BIN)/python -m loadtests.bench_latency
 	$(BIN)/python -m loadtests.bench_pool
+
+# The service's own image (api + worker, dockerfiles/service.Dockerfile): wheels made by a pip
+# on Debian's own python3 (the image's interpreter, so dependency markers resolve alike), then
+# an offline build on the local base image that `images` bootstraps.
+.PHONY: service-image
+service-image: images
+	rm -rf build/service-wheels build/wheel-venv
+	/usr/bin/python3 -m venv build/wheel-venv
+	build/wheel-venv/bin/pip wheel -q --disable-pip-version-check --wheel-dir build/service-wheels .
+	docker build -f dockerfiles/service.Dockerfile --build-arg BASE=coderunner-base:bookworm \
+	  -t coderunner-service:latest .
