@@ -10,7 +10,11 @@ from tests.client import Client
 def test_health_and_readiness(server: Client) -> None:
     assert server.request("GET", "/healthz").status == 200
     ready = server.request("GET", "/readyz")
-    assert ready.status == 200 and ready.body["checks"] == {"redis": True, "docker": True}
+    assert ready.status == 200 and ready.body["checks"] == {
+        "redis": True,
+        "docker": True,
+        "serving": True,
+    }
 
 
 def test_runtimes_lists_python(server: Client) -> None:

@@ -159,7 +159,11 @@ def test_without_a_docker_engine_jobs_wait_and_readiness_says_so(tmp_path: Path)
         try:
             assert until(lambda: _answers(client), 30)
             ready = client.request("GET", "/readyz")
-            assert ready.status == 503 and ready.body["checks"] == {"redis": True, "docker": False}
+            assert ready.status == 503 and ready.body["checks"] == {
+                "redis": True,
+                "docker": False,
+                "serving": True,
+            }
             execution_id = client.submit(code="print(1)")
             time.sleep(4)  # longer than the breaker's first back-off delays
             assert status(client, execution_id)["status"] == "queued"  # waiting, not failed
