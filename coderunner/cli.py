@@ -8,13 +8,12 @@ import dataclasses
 import hashlib
 import logging
 import signal
-import sys
 from collections.abc import Generator
 
 import anyio
 import uvicorn
-from prometheus_client import start_http_server
 
+from coderunner import logs
 from coderunner.redis_server import EmbeddedRedis, RedisServerError
 from runtimes.redis_client import connect
 from runtimes.settings import Settings, SettingsError
@@ -34,6 +33,7 @@ class _Server(uvicorn.Server):
 async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) -> None:
     """Run the API and/or the worker until SIGINT/SIGTERM, then stop the worker gracefully."""
     from app.main import close_sockets, create_app, drain
+    from poolmgr.health import worker_app
     from poolmgr.worker import Worker
 
     if not settings.cluster:  # workers that share a Redis are one cluster
@@ -51,6 +51,7 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            log_config=None,  # uvicorn logs through our root logger (JSON or text)
             # Keepalive pings hold idle editor sockets open through proxies and drop dead
             # peers; a frame larger than any valid request is refused with close 1009.
             ws_ping_interval=settings.ws_ping_interval_s,
@@ -60,6 +61,13 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
             # proxies named here may set it (X-Forwarded-For); by default none may.
             proxy_headers=bool(settings.forwarded_allow_ips),
             forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        )
+        server = _Server(config)
+    elif runner is not None:  # a standalone worker serves its own probes and metrics
+        health = worker_app(runner)
+        port = settings.worker_metrics_port
+        config = uvicorn.Config(
+            health, host=settings.host, port=port, log_level="warning", log_config=None
         )
         server = _Server(config)
     worker_scope = anyio.CancelScope()
@@ -75,18 +83,19 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
                 tg.start_soon(run_worker)
             if server is not None:
                 tg.start_soon(server.serve)
-                log.info("serving on http://%s:%d", settings.host, settings.port)
+                log.info("serving on http://%s:%d", settings.host, server.config.port)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
                     log.info("%s received: stopping", signal.Signals(signum).name)
                     break
-            if server is not None:
+            if api:
                 drain(app)
             if runner is not None:
                 await runner.stop()
                 worker_scope.cancel()
-            if server is not None:
+            if api:
                 await close_sockets(app)
+            if server is not None:
                 server.should_exit = True
     finally:
         await redis.aclose()
@@ -107,7 +116,6 @@ def cmd_api(settings: Settings, _: argparse.Namespace) -> None:
 
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
-    start_http_server(settings.worker_metrics_port, addr=settings.host)
     _run(settings, _require_redis(settings), api=False, worker=True)
 
 
@@ -185,15 +193,12 @@ def main(argv: list[str] | None = None) -> None:
         args.simulate_args = extra  # the simulator parses its own flags
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise SystemExit(f"coderunner: {exc}") from None
+    # JSON for the services, text for the commands a person runs (dev, images, pool).
+    logs.configure(settings.log_format or ("json" if args.fn in (cmd_api, cmd_worker) else "text"))
     try:
         args.fn(settings, args)
     except RedisServerError as exc:

@@ -111,7 +111,11 @@ class Pool:
                 if self._warm and now >= self._quiet_until:  # never extended: a bounded delay
                     self._quiet_until = now + REFILL_DEFER_S
                 return container
-            log.warning("discarding unusable warm container %s", container.id[:12])
+            log.warning(
+                "discarding unusable warm container %s",
+                container.id[:12],
+                extra=self._event("unusable", container),
+            )
             self.discard(container)
         return None
 
@@ -133,6 +137,12 @@ class Pool:
         if self._tg is None:
             raise RuntimeError("pool is not running")
         if container.id in self._in_use:
+            log.info(
+                "%s container %s discarded after use",
+                self.language,
+                container.id[:12],
+                extra=self._event("discarded", container),
+            )
             self._in_use.discard(container.id)
             if not self._in_use:
                 self._quiet_until = 0.0
@@ -166,7 +176,13 @@ class Pool:
     def _retarget(self, now: float) -> None:
         target = self.sizer.target(now)
         if target != self.target:
-            log.info("pool %s target %d -> %d", self.language, self.target, target)
+            log.info(
+                "pool %s target %d -> %d",
+                self.language,
+                self.target,
+                target,
+                extra=self._event("target", previous=self.target, target=target),
+            )
             self.target = target
         self._wake.set()
 
@@ -189,6 +205,12 @@ class Pool:
             if now - self._image_checked > IMAGE_REFRESH_S:
                 await self._refresh_image(now)
             for container in self._to_recycle(now):
+                log.info(
+                    "recycling warm %s container %s",
+                    self.language,
+                    container.id[:12],
+                    extra=self._event("recycled", container),
+                )
                 self._warm.remove(container)
                 self._watches.pop(container.id).cancel()
                 self.discard(container)
@@ -209,13 +231,23 @@ class Pool:
             self._image_id = await self._engine.image_id(self._image)
             self._image_checked = now
         except EngineError as exc:
-            log.warning("cannot inspect image %s: %s", self._image, exc)
+            log.warning(
+                "cannot inspect image %s: %s",
+                self._image,
+                exc,
+                extra=self._event("image_unknown", image=self._image, error=str(exc)),
+            )
 
     async def _refill_one(self) -> None:
         try:
             container = await self._create()
         except (EngineError, AgentGone, TimeoutError, OSError) as exc:
-            log.error("could not warm a %s container: %s", self.language, exc)
+            log.error(
+                "could not warm a %s container: %s",
+                self.language,
+                exc,
+                extra=self._event("create_failed", error=str(exc)),
+            )
         else:
             self._add_warm(container)
         finally:
@@ -232,7 +264,12 @@ class Pool:
         """Drop a warm container the moment it dies, so a claim never sees it."""
         with scope:
             await container.stream.wait_closed()
-            log.warning("warm %s container %s died; replacing it", self.language, container.id[:12])
+            log.warning(
+                "warm %s container %s died; replacing it",
+                self.language,
+                container.id[:12],
+                extra=self._event("died", container),
+            )
             self._warm.remove(container)
             del self._watches[container.id]
             self._wake.set()
@@ -250,9 +287,25 @@ class Pool:
                 container = await self._start(config)
             except (EngineError, AgentGone, TimeoutError, OSError):
                 self.breaker.failure(time.monotonic())
+                if self.breaker.tripped:
+                    self._log_breaker_open()
                 raise
+        if self.breaker.tripped:
+            log.info(
+                "%s creates work again: circuit closed",
+                self.language,
+                extra=self._event("breaker_closed"),
+            )
         self.breaker.success()
-        self.sizer.record_lead_time(time.monotonic() - started)
+        lead_s = time.monotonic() - started
+        self.sizer.record_lead_time(lead_s)
+        log.info(
+            "%s container %s created in %.0f ms",
+            self.language,
+            container.id[:12],
+            lead_s * 1e3,
+            extra=self._event("created", container, duration_ms=round(lead_s * 1e3, 1)),
+        )
         container.image_id = self._image_id
         return container
 
@@ -281,7 +334,33 @@ class Pool:
                 await container.stream.aclose()
                 await self._engine.remove(container.id)
             except EngineError as exc:
-                log.error("could not remove container %s: %s", container.id[:12], exc)
+                log.error(
+                    "could not remove container %s: %s",
+                    container.id[:12],
+                    exc,
+                    extra=self._event("remove_failed", container, error=str(exc)),
+                )
+
+    def _event(
+        self, event: str, container: Container | None = None, **more: object
+    ) -> dict[str, object]:
+        """`extra` for a pool event's log line: its structured fields."""
+        fields: dict[str, object] = {"language": self.language, "event": event}
+        if container is not None:
+            fields["container"] = container.id[:12]
+        return {"fields": fields | more}
+
+    def _log_breaker_open(self) -> None:
+        retry_s = self.breaker.retry_in(time.monotonic())
+        log.warning(
+            "%s creates failing (%d in a row): circuit open for %.1f s",
+            self.language,
+            self.breaker.failures,
+            retry_s,
+            extra=self._event(
+                "breaker_open", failures=self.breaker.failures, retry_in_s=round(retry_s, 1)
+            ),
+        )
 
     async def _drain(self) -> None:
         while self._warm:

@@ -56,17 +56,31 @@ class ExecutionPublisher:
         self._ready = anyio.Event()
         self._writing = anyio.Lock()
 
-    def _record(self, new: Status, failure_code: str | None = None) -> None:
-        """One structured log line per state change."""
+    def _record(
+        self, new: Status, failure_code: str | None = None, start: str | None = None
+    ) -> None:
+        """One structured log line per state change; `start` (warm/cold) once it is known."""
         now = time.monotonic()
+        duration_ms = round((now - self._since) * 1e3, 1)
+        fields = {
+            "execution_id": self._job.execution_id,
+            "user": self._job.user,
+            "language": self._job.language,
+            "status": str(new),
+            "previous": str(self.status),
+            "start": start,
+            "duration_ms": duration_ms,
+            "failure_code": failure_code,
+        }
         log.info(
             "execution=%s language=%s status=%s previous=%s duration_ms=%.1f failure_code=%s",
             self._job.execution_id,
             self._job.language,
             new,
             self.status,
-            (now - self._since) * 1e3,
+            duration_ms,
             failure_code,
+            extra={"fields": fields},
         )
         self.status, self._since = new, now
 
@@ -153,7 +167,7 @@ class ExecutionPublisher:
         if reply != OK:
             log.info("execution=%s already %s: result dropped", self._job.execution_id, reply)
             return False
-        self._record(result.status, result.failure_code)
+        self._record(result.status, result.failure_code, result.start)
         metrics.count_end(result)
         return True
 

@@ -189,6 +189,17 @@ def _languages(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(rt.language for n in names if (rt := lookup(n))))
 
 
+LOG_FORMATS = ("json", "text")
+
+
+def _log_format(raw: str) -> str:
+    """`json` or `text`; empty = by command (json for `api` and `worker`, text otherwise)."""
+    value = raw.strip().lower()
+    if value and value not in LOG_FORMATS:
+        raise SettingsError(f"{PREFIX}LOG_FORMAT={raw!r} is not one of {', '.join(LOG_FORMATS)}")
+    return value
+
+
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -242,6 +253,7 @@ class Settings:
     ws_send_timeout_s: float = 10.0
     ws_ping_interval_s: float = 20.0
     forwarded_allow_ips: str = ""
+    log_format: str = ""  # "" = by command: json for `api` and `worker`, text otherwise
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -304,6 +316,7 @@ class Settings:
             ws_send_timeout_s=_float(env, "WS_SEND_TIMEOUT_S", d.ws_send_timeout_s),
             ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", d.ws_ping_interval_s),
             forwarded_allow_ips=env.get(PREFIX + "FORWARDED_ALLOW_IPS", d.forwarded_allow_ips),
+            log_format=_log_format(env.get(PREFIX + "LOG_FORMAT", "")),
         )
 
     def container_runtime_for(self, language: str) -> str:

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -23,6 +24,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
+from poolmgr.health import worker_app
 from poolmgr.worker import STOP_GRACE_S
 from runtimes import keys
 from runtimes.lifecycle import Status
@@ -275,9 +277,12 @@ def test_the_worker_has_a_stable_id_probes_and_metrics_port() -> None:
     assert worker_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     port = int(config()["CODERUNNER_WORKER_METRICS_PORT"])
     assert worker["ports"] == [{"name": "metrics", "containerPort": port}]
-    assert worker["livenessProbe"]["tcpSocket"]["port"] == "metrics"
-    probe = " ".join(worker["readinessProbe"]["exec"]["command"])
-    assert "keys.worker_heartbeat" in probe and "CODERUNNER_WORKER_ID" in probe
+    # The routes the worker serves on that port (poolmgr/health.py).
+    unused: Any = None  # the routes exist without a worker behind them
+    routes = {getattr(route, "path", "") for route in worker_app(unused).routes}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert worker[probe]["httpGet"] == {"path": path, "port": "metrics"}
+        assert path in routes
     assert worker["securityContext"]["readOnlyRootFilesystem"] is True
     api = container(one(base, "Deployment", "api")["spec"]["template"]["spec"], "api")
     assert api["ports"] == [{"name": "http", "containerPort": int(config()["CODERUNNER_PORT"])}]

@@ -112,3 +112,16 @@ def test_front_door_limits_and_per_language_queue_depth() -> None:
     )
     assert settings.max_queue_depth("java") == 10
     assert settings.max_queue_depth("python") == 50
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(None, ""), ("", ""), ("json", "json"), ("TEXT", "text")]
+)
+def test_log_format(raw: str | None, expected: str) -> None:
+    env = {} if raw is None else {"CODERUNNER_LOG_FORMAT": raw}
+    assert Settings.from_env(env).log_format == expected
+
+
+def test_a_bad_log_format_names_the_allowed_values() -> None:
+    with pytest.raises(SettingsError, match=r"LOG_FORMAT='yaml' is not one of json, text"):
+        Settings.from_env({"CODERUNNER_LOG_FORMAT": "yaml"})
