@@ -28,7 +28,6 @@ from app.client_socket import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
     CLOSE_RATE_LIMITED,
-    CLOSE_TOO_MANY_SOCKETS,
     CLOSE_TRY_AGAIN,
     ClientSocket,
     SlowClient,
@@ -36,10 +35,9 @@ from app.client_socket import (
 )
 from app.commands import Command, parse_command
 from app.errors import ApiError
-from app.sockets import TooManySockets
 from app.state import AppState
 from app.watch import UnknownExecution, follow
-from app.ws import PONG, accept, deliver, ending, until_shutdown
+from app.ws import PONG, accept, deliver, ending, held, until_shutdown
 from runtimes import wire
 
 log = logging.getLogger(__name__)
@@ -207,13 +205,7 @@ async def run_socket(ws: WebSocket) -> None:
         return
     sock, caller = accepted
     state = AppState.of(ws)
-    client = ws.client.host if ws.client else ""
-    try:
-        with state.sockets.hold(None, client):
-            code, reason = await RunSession(sock, state, caller).serve()
-    except TooManySockets as exc:
-        code, reason = CLOSE_TOO_MANY_SOCKETS, exc.reason
-    await sock.close(code, reason)
+    await held(sock, state, None, RunSession(sock, state, caller).serve)
 
 
 routes = [WebSocketRoute("/ws/run", run_socket)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
 import anyio
@@ -118,11 +118,22 @@ async def execution_socket(ws: WebSocket) -> None:
     sock, _ = accepted
     state = AppState.of(ws)
     execution_id = ws.path_params["execution_id"]
-    reason = ""
+    await held(sock, state, execution_id, lambda: _watch(sock, state, execution_id))
+
+
+async def held(
+    sock: ClientSocket,
+    state: AppState,
+    execution_id: str | None,
+    serve: Callable[[], Awaitable[tuple[int, str]]],
+) -> None:
+    """Serve the socket while it counts toward the socket caps (of one execution's
+    watchers unless `execution_id` is None), then close it with the code `serve` ends with;
+    1008 when a cap is reached."""
+    client = sock.ws.client.host if sock.ws.client else ""
     try:
-        client = ws.client.host if ws.client else ""
         with state.sockets.hold(execution_id, client):
-            code, reason = await _watch(sock, state, execution_id)
+            code, reason = await serve()
     except TooManySockets as exc:
         code, reason = CLOSE_TOO_MANY_SOCKETS, exc.reason
     await sock.close(code, reason)
