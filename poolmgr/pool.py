@@ -2,9 +2,11 @@
 
 The pool keeps `target` containers warm or on their way (those being created count as
 supply), where the demand sizer sets the target. A claim never awaits, so two claims can
-never get the same container. Warm containers are watched, so one that dies is dropped at
-once; stale or outdated ones are recycled a few per tick; failing creates trip a circuit
-breaker instead of hammering the engine.
+never get the same container. A claimant that finds none warm waits for the next container
+to become ready, in arrival order, and starts a create of its own only when every create
+under way is already promised to a claimant ahead of it. Warm containers are watched, so
+one that dies is dropped at once; stale or outdated ones are recycled a few per tick;
+failing creates trip a circuit breaker instead of hammering the engine.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections import deque
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 
 from poolmgr import metrics
 from poolmgr.breaker import CircuitBreaker
@@ -43,6 +45,15 @@ class PoolUnavailable(RuntimeError):
     """No container can be created now (the engine keeps failing: the circuit is open)."""
 
 
+class _Waiter:
+    """A claimant that found no warm container, waiting for the next one to become ready."""
+
+    def __init__(self) -> None:
+        self.served = anyio.Event()
+        self.container: Container | None = None
+        self.error: PoolUnavailable | None = None
+
+
 class Pool:
     """Warm containers of one language, owned by one worker."""
 
@@ -68,6 +79,7 @@ class Pool:
         self._image_checked = 0.0
         self._warm: deque[Container] = deque()
         self._creating = 0
+        self._waiters: deque[_Waiter] = deque()  # in arrival order
         self._in_use: set[str] = set()  # handed to executions, not yet discarded
         self._quiet_until = 0.0
         self._watches: dict[str, anyio.CancelScope] = {}
@@ -125,12 +137,34 @@ class Pool:
         self.starts.record(cold)
 
     async def cold_start(self) -> Container:
-        """A fresh container for a job that found the pool empty."""
+        """The first container to become ready, for a claimant that found none warm.
+
+        Creates already under way are supply: a claimant that started its own create would
+        wait behind them for a create slot while a refill finishing first went to whoever
+        claimed next, so at saturation latency would depend on luck, not arrival order.
+        """
+        if self._tg is None:
+            raise RuntimeError("pool is not running")
         if self.breaker.is_open(time.monotonic()):
             raise PoolUnavailable(f"{self.language} containers cannot be created right now")
-        container = await self._create()
-        self._in_use.add(container.id)
-        return container
+        waiter = _Waiter()
+        self._waiters.append(waiter)
+        if self._creating < len(self._waiters):  # everything under way is promised
+            self._start_create()
+        self._wake.set()  # the target counts promised creates out: refill behind them
+        try:
+            await waiter.served.wait()
+        except BaseException:
+            if waiter.container is None and waiter.error is None:
+                self._waiters.remove(waiter)
+            elif waiter.container is not None and self._tg is not None:
+                self._in_use.discard(waiter.container.id)  # served as it was cancelled:
+                self._supply(waiter.container)  # pass it on (a stopped pool's worker reaps it)
+            raise
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.container is not None
+        return waiter.container
 
     def discard(self, container: Container) -> None:
         """Destroy a used or broken container in the background."""
@@ -153,11 +187,13 @@ class Pool:
         """Ids of the containers this pool holds or has handed out."""
         return {c.id for c in self._warm} | self._in_use
 
-    async def run(self) -> None:
-        """Keep the pool at its target until cancelled; then remove every warm container."""
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Keep the pool at its target until cancelled; then remove every warm container.
+        Started with `TaskGroup.start`, it can hand out containers once that returns."""
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                task_status.started()
                 tg.start_soon(self._tick)
                 while True:
                     self._refill()
@@ -170,6 +206,8 @@ class Pool:
                     self._wake = anyio.Event()
         finally:
             self._tg = None
+            while self._waiters:
+                self._fail(self._waiters.pop(), "the pool stopped")
             with anyio.CancelScope(shield=True):
                 await self._drain()
 
@@ -192,9 +230,13 @@ class Pool:
             return
         if self._warm and now < self._quiet_until:  # a spare is warm: let the program run
             return
-        while len(self._warm) + self._creating < self.target:
-            self._creating += 1
-            self._tg.start_soon(self._refill_one)
+        while len(self._warm) + self._creating - len(self._waiters) < self.target:
+            self._start_create()
+
+    def _start_create(self) -> None:
+        assert self._tg is not None
+        self._creating += 1
+        self._tg.start_soon(self._refill_one)
 
     async def _tick(self) -> None:
         """Periodic upkeep: scale down after the hold, recycle stale or outdated containers."""
@@ -240,7 +282,10 @@ class Pool:
 
     async def _refill_one(self) -> None:
         try:
-            container = await self._create()
+            try:
+                container = await self._create()
+            finally:
+                self._creating -= 1
         except (EngineError, AgentGone, TimeoutError, OSError) as exc:
             log.error(
                 "could not warm a %s container: %s",
@@ -248,11 +293,26 @@ class Pool:
                 exc,
                 extra=self._event("create_failed", error=str(exc)),
             )
+            if len(self._waiters) > self._creating:  # the newest was counting on this one
+                self._fail(self._waiters.pop(), f"could not create a container: {exc}")
+        else:
+            self._supply(container)
+        finally:
+            self._wake.set()
+
+    def _supply(self, container: Container) -> None:
+        """A ready container goes to the longest-waiting claimant, else to the warm pool."""
+        if self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.container = container
+            self._in_use.add(container.id)
+            waiter.served.set()
         else:
             self._add_warm(container)
-        finally:
-            self._creating -= 1
-            self._wake.set()
+
+    def _fail(self, waiter: _Waiter, reason: str) -> None:
+        waiter.error = PoolUnavailable(f"no {self.language} container: {reason}")
+        waiter.served.set()
 
     def _add_warm(self, container: Container) -> None:
         assert self._tg is not None

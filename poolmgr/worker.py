@@ -109,7 +109,7 @@ class Worker:
                 tg.start_soon(self.recovery.run)
                 tg.start_soon(self.load.run)
                 for pool in self.pools.values():
-                    tg.start_soon(pool.run)
+                    await tg.start(pool.run)
                 await self.consumer.run()
                 self._consumer_done.set()
                 tg.cancel_scope.cancel()

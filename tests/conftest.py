@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
 import docker
@@ -10,17 +11,29 @@ import pytest
 from redis.asyncio import Redis
 
 from coderunner.redis_server import EmbeddedRedis
+from poolmgr.sandbox import LABEL_LANGUAGE, LABEL_WORKER
 from tests.client import Client
 from tests.processes import free_port, start, stop
 
 
 def labelled_containers(label: str = "code-runner") -> list[str]:
     """Ids of containers with this label (`key` or `key=value`), running or not."""
+    return list(_labelled(label))
+
+
+def _labelled(label: str) -> dict[str, str]:
+    """`{id: "worker language state"}` of the containers with this label, running or not."""
     client = docker.from_env()
     try:
-        return [c["Id"] for c in client.api.containers(all=True, filters={"label": label})]
+        found = client.api.containers(all=True, filters={"label": label})
     finally:
         client.close()
+    return {
+        c["Id"]: " ".join(
+            (c["Labels"].get(LABEL_WORKER, "?"), c["Labels"].get(LABEL_LANGUAGE, "?"), c["State"])
+        )
+        for c in found
+    }
 
 
 # The suite's clients all come from one address: the front door's limits, tested on servers
@@ -65,9 +78,10 @@ def no_containers_left_behind() -> Iterator[None]:
     """Every test session ends with no code-runner container on the engine."""
     yield
     deadline = time.monotonic() + 10
-    while (left := labelled_containers()) and time.monotonic() < deadline:
+    while (left := _labelled("code-runner")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert left == [], f"containers left behind: {left}"
+    owners = Counter(left.values())  # whose they are says which test left them
+    assert not left, f"{len(left)} containers left behind (worker language state: count): {owners}"
 
 
 @pytest.fixture

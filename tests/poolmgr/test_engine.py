@@ -141,7 +141,7 @@ async def test_a_hung_engine_trips_the_pool_breaker(tmp_path: Path) -> None:
         settings = Settings(docker_url=url, pool_policies={"python": policy})
         pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
         async with anyio.create_task_group() as tg:
-            tg.start_soon(pool.run)
+            await tg.start(pool.run)
             with anyio.fail_after(10):  # polled: the pool has no event for tests to wait on
                 while pool.accepting:  # noqa: ASYNC110
                     await anyio.sleep(0.05)

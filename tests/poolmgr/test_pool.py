@@ -35,16 +35,19 @@ async def _until(condition: Callable[[], bool], limit_s: float = 20) -> None:
 
 
 @asynccontextmanager
-async def running_pool(size: int, **overrides: Any) -> AsyncIterator[tuple[Pool, Engine, Settings]]:
-    """A pool of `size` for python, with its own worker id, checked empty after it stops."""
+async def running_pool(
+    size: int, creates: int = 2, **overrides: Any
+) -> AsyncIterator[tuple[Pool, Engine, Settings]]:
+    """A pool of `size` for python, `creates` at a time, with its own worker id, checked empty
+    after it stops."""
     policy = PoolPolicy(min=size, max=size)
     settings = Settings(
         worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", pool_policies={"python": policy}, **overrides
     )
     async with Engine(settings.docker_url) as engine:
-        pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
+        pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(creates))
         async with anyio.create_task_group() as tg:
-            tg.start_soon(pool.run)
+            await tg.start(pool.run)
             yield pool, engine, settings
             tg.cancel_scope.cancel()
         assert await engine.list_ids({LABEL_WORKER: settings.worker_id}) == []
@@ -108,6 +111,37 @@ async def test_empty_pool_claims_nothing_and_cold_starts() -> None:
         container = await pool.cold_start()
         assert container.alive
         pool.discard(container)
+
+
+async def test_a_claimant_takes_the_create_already_under_way() -> None:
+    """Creates are one at a time here: a claimant that started its own create would wait
+    for the refill's to finish first, and find that container warm, unused, on return."""
+    async with running_pool(1, creates=1) as (pool, _, _):
+        await _until(lambda: pool._limiter.borrowed_tokens == 1)  # the refill is creating
+        assert pool.claim() is None
+        container = await pool.cold_start()
+        warm_on_return = pool.warm
+        pool.discard(container)
+    assert warm_on_return == 0
+
+
+async def test_a_claimant_cancelled_while_waiting_leaves_its_container_to_the_pool() -> None:
+    async with running_pool(0) as (pool, _, _):
+        with anyio.move_on_after(0.01):
+            await pool.cold_start()
+        assert not pool._waiters
+        await _until(lambda: pool._creating == 0)
+        assert not pool._in_use  # the create it started went warm (then recycled), not lost
+
+
+async def test_a_claimant_waiting_on_a_failing_create_is_told_not_left_waiting() -> None:
+    settings = Settings(worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", image_prefix="no-such-image")
+    async with Engine(settings.docker_url) as engine, anyio.create_task_group() as tg:
+        pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
+        await tg.start(pool.run)
+        with anyio.fail_after(10), pytest.raises(PoolUnavailable, match="could not create"):
+            await pool.cold_start()
+        tg.cancel_scope.cancel()
 
 
 async def test_a_warm_container_that_died_is_never_handed_out() -> None:
@@ -188,7 +222,7 @@ async def test_failing_creates_open_the_circuit() -> None:
     settings = Settings(worker_id=f"test-pool-{uuid.uuid4().hex[:8]}", image_prefix="no-such-image")
     async with Engine(settings.docker_url) as engine, anyio.create_task_group() as tg:
         pool = Pool(RUNTIMES["python"], engine, settings, anyio.CapacityLimiter(2))
-        tg.start_soon(pool.run)
+        await tg.start(pool.run)
         await _until(lambda: not pool.accepting)
         with pytest.raises(PoolUnavailable):
             await pool.cold_start()
