@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -41,24 +42,34 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def post(base: str, path: str, body: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+def call(
+    base: str, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 120
+) -> dict[str, Any]:
+    """One JSON request; the reply's JSON body, whatever its HTTP status."""
     url = urlparse(base)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=timeout)
     try:
-        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        data = None if body is None else json.dumps(body)
+        conn.request(method, path, data, {"Content-Type": "application/json"})
         reply: dict[str, Any] = json.loads(conn.getresponse().read())
         return reply
     finally:
         conn.close()
 
 
+def post(base: str, path: str, body: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    return call(base, "POST", path, body, timeout)
+
+
 def _ready(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         conn.request("GET", "/readyz")
         return conn.getresponse().status == 200
     except OSError:
         return False
+    finally:
+        conn.close()
 
 
 # Benchmarks measure the engine, not the front door's per-client limits.
@@ -69,12 +80,23 @@ UNLIMITED = {
 }
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running `coderunner dev`: its base URL, and its pid for whoever watches its memory."""
+
+    base: str
+    pid: int
+
+
 @contextmanager
-def own_server(**env_overrides: str) -> Iterator[str]:
-    """A `coderunner dev` with a private redis on a free port, stopped with SIGTERM after."""
+def served(**env_overrides: str) -> Iterator[Server]:
+    """A `coderunner dev` on a free port, stopped with SIGTERM after; its Redis is a private
+    one unless `CODERUNNER_REDIS_URL` is among the overrides (one from the caller's own
+    environment is not used)."""
     port = _free_port()
-    env = {**os.environ, "CODERUNNER_PORT": str(port), **UNLIMITED, **env_overrides}
+    env = {**os.environ, "CODERUNNER_PORT": str(port), **UNLIMITED}
     env.pop("CODERUNNER_REDIS_URL", None)
+    env.update(env_overrides)
     proc = subprocess.Popen(
         [sys.executable, "-m", "coderunner", "dev"], env=env, stderr=subprocess.DEVNULL
     )
@@ -85,7 +107,14 @@ def own_server(**env_overrides: str) -> Iterator[str]:
                 raise RuntimeError("coderunner dev did not become ready")
             time.sleep(0.2)
         time.sleep(1.5)  # let the pools fill
-        yield f"http://127.0.0.1:{port}"
+        yield Server(f"http://127.0.0.1:{port}", proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+
+
+@contextmanager
+def own_server(**env_overrides: str) -> Iterator[str]:
+    """`served`, for callers that need only its base URL."""
+    with served(**env_overrides) as server:
+        yield server.base
