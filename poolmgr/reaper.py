@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+import anyio
 from redis.asyncio import Redis
 
 from poolmgr import heartbeat
@@ -17,6 +18,8 @@ from poolmgr.sandbox import LABEL_CLUSTER, LABEL_WORKER
 
 log = logging.getLogger(__name__)
 
+REAP_OWN_TRIES = 2
+REAP_OWN_RETRY_S = 0.5
 STRAY_AGE_S = 120.0  # well past the longest create: a younger unknown one may still be arriving
 
 
@@ -80,9 +83,25 @@ class Reaper:
         """Leftovers of this worker id (from an earlier life: a restarted pod keeps its name).
 
         An engine that is down is not fatal: the worker waits for it like for any failure.
+        One removal that fails does not keep the others, and it gets a second try: this
+        runs last on the way out, when nothing else would remove them.
         """
         try:
-            for container_id in await self._engine.list_ids({LABEL_WORKER: self._worker_id}):
-                await self._engine.remove(container_id)
+            leftovers = await self._engine.list_ids({LABEL_WORKER: self._worker_id})
         except EngineError as exc:
             log.warning("cannot reap this worker's containers: %s", exc)
+            return
+        for attempt in range(REAP_OWN_TRIES):
+            if attempt:
+                await anyio.sleep(REAP_OWN_RETRY_S)
+            failed: list[str] = []
+            for container_id in leftovers:
+                try:
+                    await self._engine.remove(container_id)
+                except EngineError as exc:
+                    failed.append(container_id)
+                    error = exc
+            if not failed:
+                return
+            leftovers = failed
+        log.warning("cannot remove %d of this worker's containers: %s", len(failed), error)
