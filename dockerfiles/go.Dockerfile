@@ -39,6 +39,9 @@ RUN apt-get update \
 COPY go/build.sh /opt/coderunner/go/build.sh
 COPY agent /opt/coderunner/agent
 COPY agent_main.py /opt/coderunner/agent_main.py
+# Compiled once here: the root is read-only and bytecode unwritable, so every container
+# would compile the agent again on its way to READY (~10 ms of CPU per execution).
+RUN python3 -m compileall -q --invalidation-mode unchecked-hash /opt/coderunner/agent
 USER 10001:10001
 WORKDIR /workspace
 # For the go command, if it is ever used: GOPATH mode (no go.mod), cache in the workspace.

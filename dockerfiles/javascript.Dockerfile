@@ -20,6 +20,9 @@ RUN apt-get update \
 COPY javascript/launcher.js /opt/coderunner/launcher.js
 COPY agent /opt/coderunner/agent
 COPY agent_main.py /opt/coderunner/agent_main.py
+# Compiled once here: the root is read-only and bytecode unwritable, so every container
+# would compile the agent again on its way to READY (~10 ms of CPU per execution).
+RUN python3 -m compileall -q --invalidation-mode unchecked-hash /opt/coderunner/agent
 USER 10001:10001
 WORKDIR /workspace
 ENV LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 HOME=/workspace

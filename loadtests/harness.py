@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,6 +56,15 @@ def call(
         return reply
     finally:
         conn.close()
+
+
+def warm_containers(base: str, language: str = "python") -> int:
+    """The server's warm containers of `language`, from its /metrics."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(f'code_runner_warm_containers{{language="{language}"}}'):
+                return int(float(line.split()[-1]))
+    raise RuntimeError("no code_runner_warm_containers metric")
 
 
 def post(base: str, path: str, body: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
@@ -110,7 +120,7 @@ def served(**env_overrides: str) -> Iterator[Server]:
         yield Server(f"http://127.0.0.1:{port}", proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        proc.wait(75)  # past the worker's drain (STOP_GRACE_S)
 
 
 @contextmanager

@@ -82,6 +82,7 @@ class Pool:
         self._waiters: deque[_Waiter] = deque()  # in arrival order
         self._in_use: set[str] = set()  # handed to executions, not yet discarded
         self._quiet_until = 0.0
+        self._draining = False
         self._watches: dict[str, anyio.CancelScope] = {}
         self._wake = anyio.Event()
         self._tg: TaskGroup | None = None
@@ -107,14 +108,18 @@ class Pool:
     @property
     def accepting(self) -> bool:
         """False from the breaker tripping until a create succeeds again: meanwhile jobs wait
-        in the queue (and /readyz says why) instead of failing one after another."""
-        return bool(self._warm) or not self.breaker.tripped
+        in the queue (and /readyz says why) instead of failing one after another. False while
+        draining too, so the worker's load report stops offering this language."""
+        return not self._draining and (bool(self._warm) or not self.breaker.tripped)
 
     def claim(self) -> Container | None:
         """Hand out a live, current warm container, or None; atomic since it never awaits."""
         now = time.monotonic()
         self.sizer.record_claim(now)
         self._retarget(now)
+        return self._take_warm(now)
+
+    def _take_warm(self, now: float) -> Container | None:
         while self._warm:
             container = self._warm.popleft()
             self._watches.pop(container.id).cancel()
@@ -137,7 +142,8 @@ class Pool:
         self.starts.record(cold)
 
     async def cold_start(self) -> Container:
-        """The first container to become ready, for a claimant that found none warm.
+        """A container for a claimant that found none warm: one that became warm since, else
+        the first to become ready, in arrival order.
 
         Creates already under way are supply: a claimant that started its own create would
         wait behind them for a create slot while a refill finishing first went to whoever
@@ -145,7 +151,10 @@ class Pool:
         """
         if self._tg is None:
             raise RuntimeError("pool is not running")
-        if self.breaker.is_open(time.monotonic()):
+        now = time.monotonic()
+        if (container := self._take_warm(now)) is not None:  # one became ready meanwhile
+            return container
+        if self.breaker.is_open(now):
             raise PoolUnavailable(f"{self.language} containers cannot be created right now")
         waiter = _Waiter()
         self._waiters.append(waiter)
@@ -224,9 +233,14 @@ class Pool:
             self.target = target
         self._wake.set()
 
+    def stop_refilling(self) -> None:
+        """While the worker drains: new warm containers would only compete with the runs
+        being finished for the CPU, then be destroyed on the way out."""
+        self._draining = True
+
     def _refill(self) -> None:
         now = time.monotonic()
-        if self._tg is None or self.breaker.is_open(now):
+        if self._tg is None or self._draining or self.breaker.is_open(now):
             return
         if self._warm and now < self._quiet_until:  # a spare is warm: let the program run
             return
@@ -259,7 +273,7 @@ class Pool:
 
     def _to_recycle(self, now: float) -> list[Container]:
         """Oldest first, a few per tick: surplus over target, outdated, older than the TTL."""
-        surplus = max(0, len(self._warm) + self._creating - self.target)
+        surplus = max(0, len(self._warm) + self._creating - len(self._waiters) - self.target)
         ttl = self._settings.warm_ttl_s
         unwanted = [
             c

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 REAP_OWN_TRIES = 2
 REAP_OWN_RETRY_S = 0.5
+REAP_OWN_LIMIT_S = 10.0
 STRAY_AGE_S = 120.0  # well past the longest create: a younger unknown one may still be arriving
 
 
@@ -91,17 +92,23 @@ class Reaper:
         except EngineError as exc:
             log.warning("cannot reap this worker's containers: %s", exc)
             return
-        for attempt in range(REAP_OWN_TRIES):
-            if attempt:
-                await anyio.sleep(REAP_OWN_RETRY_S)
-            failed: list[str] = []
-            for container_id in leftovers:
-                try:
-                    await self._engine.remove(container_id)
-                except EngineError as exc:
-                    failed.append(container_id)
-                    error = exc
-            if not failed:
-                return
-            leftovers = failed
-        log.warning("cannot remove %d of this worker's containers: %s", len(failed), error)
+        error: EngineError | None = None
+        with anyio.move_on_after(REAP_OWN_LIMIT_S):  # a hung engine must not eat the grace
+            for attempt in range(REAP_OWN_TRIES):
+                if attempt:
+                    await anyio.sleep(REAP_OWN_RETRY_S)
+                failed: list[str] = []
+                for container_id in leftovers:
+                    try:
+                        await self._engine.remove(container_id)
+                    except EngineError as exc:
+                        failed.append(container_id)
+                        error = exc
+                leftovers = failed
+                if not failed:
+                    return
+        log.warning(
+            "cannot remove %d of this worker's containers: %s",
+            len(leftovers),
+            error or f"no answer in {REAP_OWN_LIMIT_S:g} s",
+        )

@@ -26,7 +26,9 @@ from runtimes.transitions import Transitions
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_S = 25.0  # inside Kubernetes' default 30 s termination grace period
+# A stopping worker lets its running executions finish: the longest a request may ask for
+# (a 20 s compile and a 30 s run) and a container start. Cut short, one would end as lost.
+STOP_GRACE_S = 55.0
 
 
 class Worker:
@@ -138,5 +140,7 @@ class Worker:
     async def stop(self) -> None:
         """Stop claiming jobs and let running ones finish within the grace period."""
         self.consumer.stopping = True
+        for pool in self.pools.values():
+            pool.stop_refilling()
         with anyio.move_on_after(STOP_GRACE_S):
             await self._consumer_done.wait()

@@ -153,6 +153,9 @@ class ApiKey:
     tier: Tier = "standard"
 
 
+PLACEHOLDER_KEY = "CHANGE-ME"  # k8s/base/config.yaml ships one, so a forgotten edit fails loudly
+
+
 def _api_keys(raw: str) -> Mapping[str, ApiKey]:
     """`key:user[:tier],...`; empty = the service is open (no keys)."""
     out: dict[str, ApiKey] = {}
@@ -165,6 +168,11 @@ def _api_keys(raw: str) -> Mapping[str, ApiKey]:
             # The key itself is never echoed: only which entry and what shape was expected.
             raise SettingsError(
                 f"{PREFIX}API_KEYS entry {len(out) + 1} is not key:user[:standard|premium]"
+            )
+        if parts[0].upper().startswith(PLACEHOLDER_KEY):
+            raise SettingsError(
+                f"{PREFIX}API_KEYS entry {len(out) + 1} is the manifests' placeholder, a key "
+                "anyone can read: set your own (e.g. `openssl rand -hex 32`)"
             )
         out[parts[0]] = ApiKey(parts[1], "premium" if tier == "premium" else "standard")
     return out

@@ -29,10 +29,10 @@ def start(command: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, then SIGKILL if it has not exited within 30 s; the exit code."""
+    """SIGTERM, then SIGKILL after 75 s (past a 55 s drain); the exit code."""
     proc.send_signal(signal.SIGTERM)
     try:
-        return proc.wait(30)
+        return proc.wait(75)
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait()

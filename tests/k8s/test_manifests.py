@@ -24,12 +24,13 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
+from app.validation import TIMEOUT_RANGE
 from poolmgr.health import worker_app
 from poolmgr.worker import STOP_GRACE_S
 from runtimes import keys
 from runtimes.lifecycle import Status
 from runtimes.registry import RUNTIMES
-from runtimes.settings import Settings
+from runtimes.settings import Settings, SettingsError
 from tests.client import Client
 from tests.k8s.kustomize import Object, identity, load_one, render
 
@@ -213,7 +214,10 @@ def test_settings_are_ones_the_service_reads() -> None:
     source = (Path(__file__).resolve().parents[2] / "runtimes" / "settings.py").read_text()
     read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source))
     base = render(K8S / "base")
-    shared = {**config(), **one(base, "Secret", "code-runner-api-keys")["stringData"]}
+    secret = one(base, "Secret", "code-runner-api-keys")["stringData"]
+    with pytest.raises(SettingsError, match="placeholder"):  # as shipped, it will not start
+        Settings.from_env(secret)
+    shared = {**config(), **secret, "CODERUNNER_API_KEYS": "a-key-of-ones-own:demo"}
     for deployment in ("api", "worker"):
         pod = one(base, "Deployment", deployment)["spec"]["template"]["spec"]
         own = {
@@ -247,6 +251,8 @@ def worker_pod(objects: list[Object]) -> Object:
 
 
 def test_the_worker_drains_within_its_grace_period() -> None:
+    longest_run = Settings().compile_timeout_s + TIMEOUT_RANGE[1]  # a scale-down cuts none
+    assert longest_run + 1 <= STOP_GRACE_S
     pod = worker_pod(render(K8S / "base"))
     assert pod["terminationGracePeriodSeconds"] >= STOP_GRACE_S + 5
 

@@ -113,6 +113,26 @@ async def test_empty_pool_claims_nothing_and_cold_starts() -> None:
         pool.discard(container)
 
 
+async def test_a_claimant_takes_a_container_that_became_warm_while_it_got_ready_to_wait() -> None:
+    async with running_pool(1) as (pool, _, _):
+        await _until(lambda: pool.warm == 1)
+        ready = pool._warm[0].id
+        container = await pool.cold_start()  # its claim() found none, one await ago
+        pool.discard(container)
+    assert container.id == ready
+
+
+async def test_a_draining_pool_stops_refilling_and_offering_its_language() -> None:
+    async with running_pool(1) as (pool, _, _):
+        await _until(lambda: pool.warm == 1)
+        pool.stop_refilling()
+        container = pool.claim()
+        assert container is not None
+        pool.discard(container)
+        await anyio.sleep(0.3)  # a refill would start at once
+        assert (pool._creating, pool.warm, pool.accepting) == (0, 0, False)
+
+
 async def test_a_claimant_takes_the_create_already_under_way() -> None:
     """Creates are one at a time here: a claimant that started its own create would wait
     for the refill's to finish first, and find that container warm, unused, on return."""

@@ -125,3 +125,9 @@ def test_log_format(raw: str | None, expected: str) -> None:
 def test_a_bad_log_format_names_the_allowed_values() -> None:
     with pytest.raises(SettingsError, match=r"LOG_FORMAT='yaml' is not one of json, text"):
         Settings.from_env({"CODERUNNER_LOG_FORMAT": "yaml"})
+
+
+def test_the_manifests_placeholder_key_is_refused() -> None:
+    with pytest.raises(SettingsError, match="placeholder") as refused:
+        Settings.from_env({"CODERUNNER_API_KEYS": "CHANGE-ME-to-a-long-random-key:demo:standard"})
+    assert "to-a-long-random-key" not in str(refused.value)
