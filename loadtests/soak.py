@@ -6,7 +6,8 @@ Poisson arrivals at --rate/s (default: half the ~6 runs/s of the README's load t
 python mix, half waited for (`?wait=true`), half polled, against a private `coderunner dev`.
 It passes when no request failed, every result was right, no execution was lost, the dev
 process's RSS grew less than max(20 MiB, 10 %) after the warm-up, its worker held only
-warm containers once idle and none once stopped, and no Redis key outlived its purpose (see `stray_keys`)."""
+warm containers once idle and none once stopped, and no Redis key outlived its purpose
+(see `stray_keys`)."""
 
 from __future__ import annotations
 
