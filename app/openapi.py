@@ -57,7 +57,7 @@ def _languages() -> str:
 
 def _request_fields(settings: Settings) -> dict[str, Schema]:
     """Every field `validation.build_job` reads, in the order the docs show them."""
-    timeout_lo, timeout_hi = validation.TIMEOUT_RANGE
+    timeout_lo, timeout_hi = wire.TIMEOUT_RANGE
     memory_lo, memory_hi = validation.MEMORY_RANGE
     return {
         "language": {

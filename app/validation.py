@@ -14,7 +14,6 @@ from runtimes import wire
 from runtimes.registry import RUNTIMES, lookup
 from runtimes.settings import Settings, Tier
 
-TIMEOUT_RANGE = (1, 30)
 MEMORY_RANGE = (64, 512)
 MAX_ARGS = 64
 MAX_ARG_CHARS = 4096
@@ -136,7 +135,7 @@ def build_job(
         files=files,
         stdin=stdin,
         args=_args(body),
-        timeout_s=_number(body, "timeout_s", 10, *TIMEOUT_RANGE),
+        timeout_s=_number(body, "timeout_s", 10, *wire.TIMEOUT_RANGE),
         memory_mb=int(_number(body, "memory_mb", 256, *MEMORY_RANGE)),
         interactive=interactive,
         tty=tty,

@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import logging
 import signal
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator
 
 import anyio
 import uvicorn
@@ -88,17 +88,29 @@ async def _serve(settings: Settings, redis_url: str, api: bool, worker: bool) ->
                 async for signum in signals:
                     log.info("%s received: stopping", signal.Signals(signum).name)
                     break
-            if api:
-                drain(app)
-            if runner is not None:
-                await runner.stop()
-                worker_scope.cancel()
+                # The drain may take a while; a second signal cuts it short, and the clean-up
+                # after it (every container removed) still runs.
+                async with anyio.create_task_group() as draining:
+                    draining.start_soon(_cut_short, signals, draining.cancel_scope)
+                    if api:
+                        drain(app)
+                    if runner is not None:
+                        await runner.stop()
+                    draining.cancel_scope.cancel()
+            worker_scope.cancel()
             if api:
                 await close_sockets(app)
             if server is not None:
                 server.should_exit = True
     finally:
         await redis.aclose()
+
+
+async def _cut_short(signals: AsyncIterator[int], drain: anyio.CancelScope) -> None:
+    async for signum in signals:
+        log.warning("%s again: not waiting for running executions", signal.Signals(signum).name)
+        drain.cancel()
+        return
 
 
 def _run(settings: Settings, redis_url: str, api: bool, worker: bool) -> None:

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -99,17 +100,16 @@ class Server:
 
 
 @contextmanager
-def served(**env_overrides: str) -> Iterator[Server]:
-    """A `coderunner dev` on a free port, stopped with SIGTERM after; its Redis is a private
-    one unless `CODERUNNER_REDIS_URL` is among the overrides (one from the caller's own
-    environment is not used)."""
+def served(log: Path | None = None, **env_overrides: str) -> Iterator[Server]:
+    """A `coderunner dev` on a free port, stopped with SIGTERM after, its log in `log` (else
+    discarded); its Redis is a private one unless `CODERUNNER_REDIS_URL` is among the
+    overrides (one from the caller's own environment is not used)."""
     port = _free_port()
     env = {**os.environ, "CODERUNNER_PORT": str(port), **UNLIMITED}
     env.pop("CODERUNNER_REDIS_URL", None)
     env.update(env_overrides)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "coderunner", "dev"], env=env, stderr=subprocess.DEVNULL
-    )
+    with open(log, "ab") if log else open(os.devnull, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "coderunner", "dev"], env=env, stderr=out)
     try:
         deadline = time.monotonic() + 60
         while not _ready(port):
@@ -120,7 +120,7 @@ def served(**env_overrides: str) -> Iterator[Server]:
         yield Server(f"http://127.0.0.1:{port}", proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(75)  # past the worker's drain (STOP_GRACE_S)
+        proc.wait(75)  # past the worker's drain (poolmgr.worker.drain_grace_s)
 
 
 @contextmanager

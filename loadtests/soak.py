@@ -16,12 +16,14 @@ import contextlib
 import itertools
 import random
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -40,6 +42,7 @@ WARMUP_S = 20.0  # load before the baseline RSS: imports, pools and caches have 
 SAMPLE_S = 30.0
 LOST_AFTER_S = 60.0  # not terminal this long after the load ended: lost
 POLL_S = 0.2
+STRAY_REMOVED = "removing stray container"  # poolmgr/reaper.py's log line
 IDLE_SETTLE_S = 15.0  # for refills and removals under way when the load stops
 MIB = 1024 * 1024
 Sample = tuple[float, int, int]  # seconds since the start, RSS of dev and redis
@@ -224,9 +227,14 @@ def soak(minutes: float, rate: float, seed: int = 1) -> tuple[int, list[str]]:
         "CODERUNNER_RESULT_TTL_S": str(RESULT_TTL_S),
     }
     print(f"soak: {minutes:g} min at {rate:g}/s, worker {worker_id}", flush=True)
-    with EmbeddedRedis() as embedded, Redis.from_url(embedded.url) as redis:
+    with (
+        EmbeddedRedis() as embedded,
+        Redis.from_url(embedded.url) as redis,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         redis_pid = int(redis.info("server")["process_id"])
-        with served(CODERUNNER_REDIS_URL=embedded.url, **env) as server:
+        log = Path(tmp) / "dev.log"
+        with served(log, CODERUNNER_REDIS_URL=embedded.url, **env) as server:
             watch = Watch((server.pid, redis_pid), [])
             outcomes = load(server.base, rate, minutes * 60, seed, watch)
             deadline = time.monotonic() + LOST_AFTER_S
@@ -237,6 +245,9 @@ def soak(minutes: float, rate: float, seed: int = 1) -> tuple[int, list[str]]:
             beyond = containers_beyond_pool(server.base, worker_id)
             stray = stray_keys(redis, RESULT_TTL_S)
             dead = redis.xlen(keys.DEAD_LETTERS)
+        # The worker's own sweep removes containers its pools lost track of once they are
+        # two minutes old: each one it found is a leak the idle count above would miss.
+        beyond += log.read_text(errors="replace").count(STRAY_REMOVED)
     left = containers_left(worker_id)
     return report(outcomes, watch.series, (beyond, left), stray, dead)
 

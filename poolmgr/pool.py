@@ -110,7 +110,12 @@ class Pool:
         """False from the breaker tripping until a create succeeds again: meanwhile jobs wait
         in the queue (and /readyz says why) instead of failing one after another. False while
         draining too, so the worker's load report stops offering this language."""
-        return not self._draining and (bool(self._warm) or not self.breaker.tripped)
+        return not self._draining and self.serviceable
+
+    @property
+    def serviceable(self) -> bool:
+        """A container can be had: one is warm, or creates work (the breaker is closed)."""
+        return bool(self._warm) or not self.breaker.tripped
 
     def claim(self) -> Container | None:
         """Hand out a live, current warm container, or None; atomic since it never awaits."""
@@ -176,9 +181,12 @@ class Pool:
         return waiter.container
 
     def discard(self, container: Container) -> None:
-        """Destroy a used or broken container in the background."""
+        """Destroy a used or broken container in the background. Once the pool has stopped
+        (a worker cut short: its runs are cancelled with it) the worker's own sweep on the
+        way out removes it."""
         if self._tg is None:
-            raise RuntimeError("pool is not running")
+            self._in_use.discard(container.id)
+            return
         if container.id in self._in_use:
             log.info(
                 "%s container %s discarded after use",
@@ -234,9 +242,14 @@ class Pool:
         self._wake.set()
 
     def stop_refilling(self) -> None:
-        """While the worker drains: new warm containers would only compete with the runs
-        being finished for the CPU, then be destroyed on the way out."""
+        """While the worker drains it takes no new job: new warm containers would only compete
+        with the runs being finished for the CPU, and the warm ones would only wait to be
+        destroyed on the way out, so they go now."""
         self._draining = True
+        while self._warm and self._tg is not None:
+            container = self._warm.popleft()
+            self._watches.pop(container.id).cancel()
+            self.discard(container)
 
     def _refill(self) -> None:
         now = time.monotonic()

@@ -84,31 +84,36 @@ class Reaper:
         """Leftovers of this worker id (from an earlier life: a restarted pod keeps its name).
 
         An engine that is down is not fatal: the worker waits for it like for any failure.
-        One removal that fails does not keep the others, and it gets a second try: this
-        runs last on the way out, when nothing else would remove them.
+        This runs last on the way out, when nothing else would remove them: removals run
+        side by side (one that hangs does not hold up the rest), each failed one gets a
+        second try, and all of it is bounded so that a hung engine cannot eat the grace.
         """
-        try:
-            leftovers = await self._engine.list_ids({LABEL_WORKER: self._worker_id})
-        except EngineError as exc:
-            log.warning("cannot reap this worker's containers: %s", exc)
-            return
-        error: EngineError | None = None
-        with anyio.move_on_after(REAP_OWN_LIMIT_S):  # a hung engine must not eat the grace
+        failed: list[str] = []
+        errors: list[EngineError] = []
+
+        async def remove(container_id: str) -> None:
+            try:
+                await self._engine.remove(container_id)
+            except EngineError as exc:
+                failed.append(container_id)
+                errors.append(exc)
+
+        with anyio.move_on_after(REAP_OWN_LIMIT_S):
+            try:
+                failed = await self._engine.list_ids({LABEL_WORKER: self._worker_id})
+            except EngineError as exc:
+                log.warning("cannot reap this worker's containers: %s", exc)
+                return
             for attempt in range(REAP_OWN_TRIES):
                 if attempt:
                     await anyio.sleep(REAP_OWN_RETRY_S)
-                failed: list[str] = []
-                for container_id in leftovers:
-                    try:
-                        await self._engine.remove(container_id)
-                    except EngineError as exc:
-                        failed.append(container_id)
-                        error = exc
-                leftovers = failed
+                leftovers, failed = failed, []
+                async with anyio.create_task_group() as tg:
+                    for container_id in leftovers:
+                        tg.start_soon(remove, container_id)
                 if not failed:
                     return
         log.warning(
-            "cannot remove %d of this worker's containers: %s",
-            len(leftovers),
-            error or f"no answer in {REAP_OWN_LIMIT_S:g} s",
+            "cannot remove this worker's containers: %s",
+            errors[-1] if errors else f"no answer in {REAP_OWN_LIMIT_S:g} s",
         )

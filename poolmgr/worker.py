@@ -19,16 +19,20 @@ from poolmgr.queue import JobQueue
 from poolmgr.reaper import Reaper
 from poolmgr.recovery import Recovery
 from poolmgr.sandbox import VERSION_LABEL
-from runtimes import keys
+from runtimes import keys, wire
 from runtimes.registry import RUNTIMES
 from runtimes.settings import Settings
 from runtimes.transitions import Transitions
 
 log = logging.getLogger(__name__)
 
-# A stopping worker lets its running executions finish: the longest a request may ask for
-# (a 20 s compile and a 30 s run) and a container start. Cut short, one would end as lost.
-STOP_GRACE_S = 55.0
+START_MARGIN_S = 5.0  # a container start and the result's writes, beside compile and run
+
+
+def drain_grace_s(settings: Settings) -> float:
+    """How long a stopping worker lets its running executions finish: the longest compile
+    and run a request may ask for, and a start. Cut short, one would end as lost."""
+    return settings.compile_timeout_s + wire.TIMEOUT_RANGE[1] + START_MARGIN_S
 
 
 class Worker:
@@ -92,7 +96,7 @@ class Worker:
     async def ready(self) -> bool:
         """True while every pool can create containers and the engine answers; the ping has
         its own short deadline, so a hung engine reads as not ready instead of hanging /readyz."""
-        return all(p.accepting for p in self.pools.values()) and await self.engine.ping()
+        return all(p.serviceable for p in self.pools.values()) and await self.engine.ping()
 
     async def run(self) -> None:
         """Run until cancelled; warm containers are removed on the way out."""
@@ -142,5 +146,5 @@ class Worker:
         self.consumer.stopping = True
         for pool in self.pools.values():
             pool.stop_refilling()
-        with anyio.move_on_after(STOP_GRACE_S):
+        with anyio.move_on_after(drain_grace_s(self.settings)):
             await self._consumer_done.wait()

@@ -13,6 +13,9 @@ import orjson
 
 from runtimes.lifecycle import Status
 
+TIMEOUT_RANGE = (1, 30)
+"""Seconds a job may ask to run for: the app refuses others, a draining worker waits this long."""
+
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:

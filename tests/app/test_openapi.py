@@ -100,7 +100,7 @@ def test_the_request_schema_is_the_validators(doc: dict[str, Any]) -> None:
         assert schema.get("description"), f"{name} is not described"
     properties = request["properties"]
     timeout, memory, args = properties["timeout_s"], properties["memory_mb"], properties["args"]
-    assert (timeout["minimum"], timeout["maximum"]) == validation.TIMEOUT_RANGE
+    assert (timeout["minimum"], timeout["maximum"]) == wire.TIMEOUT_RANGE
     assert (memory["minimum"], memory["maximum"]) == validation.MEMORY_RANGE
     assert args["maxItems"] == validation.MAX_ARGS
     # The defaults are the ones the validator fills in.

@@ -122,15 +122,15 @@ async def test_a_claimant_takes_a_container_that_became_warm_while_it_got_ready_
     assert container.id == ready
 
 
-async def test_a_draining_pool_stops_refilling_and_offering_its_language() -> None:
-    async with running_pool(1) as (pool, _, _):
-        await _until(lambda: pool.warm == 1)
+async def test_a_draining_pool_destroys_its_warm_containers_and_stops_refilling() -> None:
+    async with running_pool(2) as (pool, engine, settings):
+        await _until(lambda: pool.warm == 2)
         pool.stop_refilling()
-        container = pool.claim()
-        assert container is not None
-        pool.discard(container)
-        await anyio.sleep(0.3)  # a refill would start at once
-        assert (pool._creating, pool.warm, pool.accepting) == (0, 0, False)
+        assert (pool.warm, pool.accepting, pool.serviceable) == (0, False, True)
+        with anyio.fail_after(10):  # destroyed now, not when the drain ends
+            while await engine.list_ids({LABEL_WORKER: settings.worker_id}):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        assert pool._creating == 0  # and no refill started
 
 
 async def test_a_claimant_takes_the_create_already_under_way() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from coderunner.redis_server import EmbeddedRedis
 from tests.client import Client
+from tests.conftest import labelled_containers
 from tests.polling import until
 from tests.processes import free_port, start, stop
 
@@ -62,10 +63,43 @@ def test_worker_serves_health_readiness_and_metrics_and_drains(tmp_path: Path) -
             )
             worker.send_signal(signal.SIGTERM)  # draining: no new work, the run finishes
             assert until(lambda: _get(health, "/readyz")[0] == 503, 2)
-            assert _get(health, "/readyz")[1]["checks"]["serving"] is False
+            checks = _get(health, "/readyz")[1]["checks"]
+            assert (checks["serving"], checks["docker"]) == (False, True)  # draining, not broken
             assert worker.wait(30) == 0
             result = client.request("GET", f"/api/v1/execution/{execution_id}").body
             assert result["status"] == "completed" and result["stdout"] == "done\n"
+        finally:
+            if worker.poll() is None:
+                stop(worker)
+            stop(api)
+
+
+def test_a_second_signal_cuts_the_drain_short_and_still_cleans_up(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    with EmbeddedRedis() as redis:
+        port, health = free_port(), free_port()
+        api = start("api", log, redis_url=redis.url, port=str(port), max_concurrent_per_user="0")
+        worker_id = f"cut-short-{health}"
+        worker = start(
+            "worker",
+            log,
+            redis_url=redis.url,
+            worker_languages="python",
+            worker_metrics_port=str(health),
+            worker_id=worker_id,
+        )
+        client = Client(f"http://127.0.0.1:{port}")
+        try:
+            client.wait_ready(api)
+            assert until(lambda: _get(health, "/readyz")[0] == 200, 30)
+            execution_id = client.submit(code="import time; time.sleep(25)", timeout_s=30)
+            path = f"/api/v1/execution/{execution_id}"
+            assert until(lambda: client.request("GET", path).body["status"] == "running", 15)
+            worker.send_signal(signal.SIGTERM)  # draining: it would wait for the 25 s run
+            assert until(lambda: _get(health, "/readyz")[0] == 503, 2)
+            worker.send_signal(signal.SIGTERM)  # an impatient operator
+            assert worker.wait(15) == 0
+            assert labelled_containers(f"code-runner.worker={worker_id}") == []
         finally:
             if worker.poll() is None:
                 stop(worker)
