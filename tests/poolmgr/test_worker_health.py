@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,10 @@ def _get(port: int, path: str) -> tuple[int, Any]:
     return status, json.loads(body) if path != "/metrics" else body
 
 
-def test_worker_serves_health_readiness_and_metrics_and_drains(tmp_path: Path) -> None:
-    log = tmp_path / "worker.log"
+@contextmanager
+def api_and_worker(log: Path, name: str) -> Iterator[tuple[Client, subprocess.Popen[bytes], int]]:
+    """A `coderunner api` and a python `coderunner worker` (id `name-<port>`) on their own
+    Redis, both ready: (client, worker, worker's health port); both stopped after."""
     with EmbeddedRedis() as redis:
         port, health = free_port(), free_port()
         api = start("api", log, redis_url=redis.url, port=str(port), max_concurrent_per_user="0")
@@ -39,68 +44,53 @@ def test_worker_serves_health_readiness_and_metrics_and_drains(tmp_path: Path) -
             redis_url=redis.url,
             worker_languages="python",
             worker_metrics_port=str(health),
-            worker_id=f"health-{health}",
+            worker_id=f"{name}-{health}",
         )
         client = Client(f"http://127.0.0.1:{port}")
         try:
             client.wait_ready(api)
             assert until(lambda: _get(health, "/readyz")[0] == 200, 30)
-            assert _get(health, "/healthz") == (200, {"status": "ok"})
-            _, ready = _get(health, "/readyz")
-            assert ready == {
-                "ready": True,
-                "checks": {"docker": True, "heartbeat": True, "serving": True},
-            }
-            metrics = _get(health, "/metrics")[1]
-            assert 'code_runner_warm_containers{language="python"}' in metrics
-            execution_id = client.submit(code="import time; time.sleep(3); print('done')")
-            assert until(
-                lambda: (
-                    client.request("GET", f"/api/v1/execution/{execution_id}").body["status"]
-                    == "running"
-                ),
-                15,
-            )
-            worker.send_signal(signal.SIGTERM)  # draining: no new work, the run finishes
-            assert until(lambda: _get(health, "/readyz")[0] == 503, 2)
-            checks = _get(health, "/readyz")[1]["checks"]
-            assert (checks["serving"], checks["docker"]) == (False, True)  # draining, not broken
-            assert worker.wait(30) == 0
-            result = client.request("GET", f"/api/v1/execution/{execution_id}").body
-            assert result["status"] == "completed" and result["stdout"] == "done\n"
+            yield client, worker, health
         finally:
             if worker.poll() is None:
                 stop(worker)
             stop(api)
+
+
+def test_worker_serves_health_readiness_and_metrics_and_drains(tmp_path: Path) -> None:
+    with api_and_worker(tmp_path / "worker.log", "health") as (client, worker, health):
+        assert _get(health, "/healthz") == (200, {"status": "ok"})
+        _, ready = _get(health, "/readyz")
+        assert ready == {
+            "ready": True,
+            "checks": {"docker": True, "heartbeat": True, "serving": True},
+        }
+        metrics = _get(health, "/metrics")[1]
+        assert 'code_runner_warm_containers{language="python"}' in metrics
+        execution_id = client.submit(code="import time; time.sleep(3); print('done')")
+        assert until(
+            lambda: (
+                client.request("GET", f"/api/v1/execution/{execution_id}").body["status"]
+                == "running"
+            ),
+            15,
+        )
+        worker.send_signal(signal.SIGTERM)  # draining: no new work, the run finishes
+        assert until(lambda: _get(health, "/readyz")[0] == 503, 2)
+        checks = _get(health, "/readyz")[1]["checks"]
+        assert (checks["serving"], checks["docker"]) == (False, True)  # draining, not broken
+        assert worker.wait(30) == 0
+        result = client.request("GET", f"/api/v1/execution/{execution_id}").body
+        assert result["status"] == "completed" and result["stdout"] == "done\n"
 
 
 def test_a_second_signal_cuts_the_drain_short_and_still_cleans_up(tmp_path: Path) -> None:
-    log = tmp_path / "worker.log"
-    with EmbeddedRedis() as redis:
-        port, health = free_port(), free_port()
-        api = start("api", log, redis_url=redis.url, port=str(port), max_concurrent_per_user="0")
-        worker_id = f"cut-short-{health}"
-        worker = start(
-            "worker",
-            log,
-            redis_url=redis.url,
-            worker_languages="python",
-            worker_metrics_port=str(health),
-            worker_id=worker_id,
-        )
-        client = Client(f"http://127.0.0.1:{port}")
-        try:
-            client.wait_ready(api)
-            assert until(lambda: _get(health, "/readyz")[0] == 200, 30)
-            execution_id = client.submit(code="import time; time.sleep(25)", timeout_s=30)
-            path = f"/api/v1/execution/{execution_id}"
-            assert until(lambda: client.request("GET", path).body["status"] == "running", 15)
-            worker.send_signal(signal.SIGTERM)  # draining: it would wait for the 25 s run
-            assert until(lambda: _get(health, "/readyz")[0] == 503, 2)
-            worker.send_signal(signal.SIGTERM)  # an impatient operator
-            assert worker.wait(15) == 0
-            assert labelled_containers(f"code-runner.worker={worker_id}") == []
-        finally:
-            if worker.poll() is None:
-                stop(worker)
-            stop(api)
+    with api_and_worker(tmp_path / "worker.log", "cut-short") as (client, worker, health):
+        execution_id = client.submit(code="import time; time.sleep(25)", timeout_s=30)
+        path = f"/api/v1/execution/{execution_id}"
+        assert until(lambda: client.request("GET", path).body["status"] == "running", 15)
+        worker.send_signal(signal.SIGTERM)  # draining: it would wait for the 25 s run
+        assert until(lambda: _get(health, "/readyz")[0] == 503, 2)
+        worker.send_signal(signal.SIGTERM)  # an impatient operator
+        assert worker.wait(15) == 0
+        assert labelled_containers(f"code-runner.worker=cut-short-{health}") == []
