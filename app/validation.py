@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from typing import Any
 
 import orjson
 
 from app.errors import ApiError
-from runtimes import wire
+from runtimes import keys, wire
 from runtimes.registry import RUNTIMES, lookup
 from runtimes.settings import Settings, Tier
 
@@ -130,7 +129,7 @@ def build_job(
         if not isinstance(value, bool):
             raise _invalid(name, f"{name} must be true or false")
     return wire.Job(
-        execution_id=uuid.uuid4().hex,
+        execution_id=keys.new_execution_id(runtime.language),
         language=runtime.language,
         files=files,
         stdin=stdin,

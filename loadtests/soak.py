@@ -50,8 +50,10 @@ Sample = tuple[float, int, int]  # seconds since the start, RSS of dev and redis
 # letters (kept for inspection, capped), the active set (empty once all ended), the runtime
 # versions (one field per language) and the set of reporting workers (pruned by the app).
 STREAMS = {stream for language in RUNTIMES for stream in keys.job_streams(language)}
-PERMANENT = {*STREAMS, keys.DEAD_LETTERS, keys.ACTIVE, keys.RUNTIME_VERSIONS, keys.WORKER_LOADS}
-RESULT_KEYS = (keys.execution(""), keys.output_log(""))  # expire RESULT_TTL_S after the end
+ACTIVE = {keys.active(language) for language in RUNTIMES}
+DEAD = {keys.dead_letters(language) for language in RUNTIMES}
+PERMANENT = {*STREAMS, *DEAD, *ACTIVE, keys.RUNTIME_VERSIONS, keys.WORKER_LOADS}
+RESULT_KINDS = (":exec:", ":out:")  # an execution's record and output: RESULT_TTL_S after it ends
 
 
 @dataclass(frozen=True)
@@ -189,10 +191,11 @@ def stray_keys(redis: Redis, result_ttl_s: int) -> list[str]:
             continue
         if ttl == -1:
             stray.append(f"{key} (no TTL)")
-        elif key.startswith(RESULT_KEYS) and ttl > result_ttl_s:
+        elif any(kind in key for kind in RESULT_KINDS) and ttl > result_ttl_s:
             stray.append(f"{key} (TTL {ttl} s > {result_ttl_s} s)")
-    if active := redis.zcard(keys.ACTIVE):
-        stray.append(f"{keys.ACTIVE} ({active} executions not ended)")
+    for key in ACTIVE:
+        if active := redis.zcard(key):
+            stray.append(f"{key} ({active} executions not ended)")
     for stream in STREAMS:
         if entries := redis.xlen(stream):
             stray.append(f"{stream} ({entries} jobs left)")
@@ -244,7 +247,7 @@ def soak(minutes: float, rate: float, seed: int = 1) -> tuple[int, list[str]]:
             watch.sample()
             beyond = containers_beyond_pool(server.base, worker_id)
             stray = stray_keys(redis, RESULT_TTL_S)
-            dead = redis.xlen(keys.DEAD_LETTERS)
+            dead = sum(redis.xlen(key) for key in DEAD)
         # The worker's own sweep removes containers its pools lost track of once they are
         # two minutes old: each one it found is a leak the idle count above would miss.
         beyond += log.read_text(errors="replace").count(STRAY_REMOVED)

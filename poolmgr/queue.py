@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from typing import Any, NamedTuple, cast
 
+import anyio
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
@@ -40,18 +41,26 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return entry
 """
 
-# KEYS: the consumer's heartbeat, then the language's streams. ARGV: group, consumer. A
-# consumer is forgotten only while it is dead and owns no pending entry of any of them,
-# checked in the same step: deleting a consumer drops its pending entries, which would then
-# never be settled.
+# KEYS: the language's streams. ARGV: group, consumer. A consumer (found dead by its
+# heartbeat) is forgotten only while it owns no pending entry of any of them, checked in the
+# same step: deleting a consumer drops its pending entries, which would then never be
+# settled. A worker that comes back under that name meanwhile is a new consumer of the
+# group at its next read.
 _FORGET = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for i = 2, #KEYS do
+for i = 1, #KEYS do
   if #redis.call('XPENDING', KEYS[i], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
 end
-for i = 2, #KEYS do redis.call('XGROUP', 'DELCONSUMER', KEYS[i], ARGV[1], ARGV[2]) end
+for i = 1, #KEYS do redis.call('XGROUP', 'DELCONSUMER', KEYS[i], ARGV[1], ARGV[2]) end
 return 1
 """
+
+
+def _by_language(ids: dict[KeyT, StreamIdT]) -> dict[str, dict[KeyT, StreamIdT]]:
+    """Stream ids grouped by the language (the hash slot) of their stream."""
+    parts: dict[str, dict[KeyT, StreamIdT]] = {}
+    for stream, at in ids.items():
+        parts.setdefault(keys.stream_language(_text(cast(bytes | str, stream))), {})[stream] = at
+    return parts
 
 
 def _text(raw: bytes | str) -> str:
@@ -115,9 +124,17 @@ class JobQueue:
     """One worker's view of the language streams and their consumer group."""
 
     def __init__(
-        self, redis: Redis, worker_id: str, transitions: Transitions, result_ttl_s: int
+        self,
+        redis: Redis,
+        worker_id: str,
+        transitions: Transitions,
+        result_ttl_s: int,
+        sharded: bool = False,
     ) -> None:
+        """`sharded`: Redis is a cluster, where one command reads streams of one language
+        (one hash slot) only."""
         self._redis = redis
+        self._sharded = sharded
         self.worker_id = worker_id
         self._transitions = transitions
         self._ttl = result_ttl_s
@@ -156,7 +173,7 @@ class JobQueue:
         entries = await self._read_in_turn(languages)
         if not entries:
             wait_on = languages if waited is None else waited
-            if set(wait_on) <= set(languages):
+            if set(wait_on) <= set(languages) and not self._sharded:
                 streams = [s for language in wait_on for s in keys.job_streams(language)]
                 entries = await self._read(streams, BLOCK_MS)
             else:
@@ -183,9 +200,27 @@ class JobQueue:
                 if group["name"] in (keys.WORKER_GROUP, keys.WORKER_GROUP.encode()):
                     delivered = group["last-delivered-id"]
             ids[stream] = delivered
-        reply = await self._redis.xread(ids, count=1, block=BLOCK_MS)
-        woken = [streams[_text(stream)] for stream, _ in cast(_Raw, reply or [])]
+        woken = [streams[_text(stream)] for stream, _ in await self._first_of(ids)]
         return list(dict.fromkeys(woken))
+
+    async def _first_of(self, ids: dict[KeyT, StreamIdT]) -> _Raw:
+        """XREAD of the streams past `ids`, blocking up to BLOCK_MS: one command, or on a
+        cluster one per language side by side, the first to answer ending the others (they
+        claim nothing, so nothing is lost)."""
+        reply: _Raw = []
+        if not self._sharded:
+            return cast(_Raw, await self._redis.xread(ids, count=1, block=BLOCK_MS) or [])
+
+        async def one(part: dict[KeyT, StreamIdT], scope: anyio.CancelScope) -> None:
+            got = cast(_Raw, await self._redis.xread(part, count=1, block=BLOCK_MS) or [])
+            if got:
+                reply.extend(got)
+                scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            for part in _by_language(ids).values():
+                tg.start_soon(one, part, tg.cancel_scope)
+        return reply
 
     async def _read_in_turn(self, languages: list[str]) -> list[Entry]:
         """Without waiting: each language's first choice of stream, then for the languages
@@ -207,12 +242,17 @@ class JobQueue:
         return entries
 
     async def _read(self, streams: list[str], block_ms: int | None) -> list[Entry]:
-        """At most one new entry of each stream, waiting up to `block_ms` if given."""
+        """At most one new entry of each stream, waiting up to `block_ms` if given (only
+        when not sharded); on a cluster, one command per language."""
         ids: dict[KeyT, StreamIdT] = dict.fromkeys(streams, ">")
-        reply = await self._redis.xreadgroup(
-            keys.WORKER_GROUP, self.worker_id, ids, count=1, block=block_ms
-        )
-        return await self._decode(cast(_Raw, reply or []))
+        parts = list(_by_language(ids).values()) if self._sharded else [ids]
+        entries = []
+        for part in parts:
+            reply = await self._redis.xreadgroup(
+                keys.WORKER_GROUP, self.worker_id, part, count=1, block=block_ms
+            )
+            entries += await self._decode(cast(_Raw, reply or []))
+        return entries
 
     async def _decode(self, reply: _Raw) -> list[Entry]:
         """Entries as jobs; one that cannot be decoded is dead-lettered, not retried forever."""
@@ -239,7 +279,7 @@ class JobQueue:
         async with self._redis.pipeline(transaction=True) as pipe:
             buried: dict[FieldT, EncodableT] = dict(fields.items())
             buried[b"reason"] = why.encode()
-            pipe.xadd(keys.DEAD_LETTERS, buried, maxlen=10_000)
+            pipe.xadd(keys.dead_letters(keys.stream_language(stream)), buried, maxlen=10_000)
             pipe.xack(stream, keys.WORKER_GROUP, entry_id)
             pipe.xdel(stream, entry_id)
             await pipe.execute()
@@ -264,7 +304,9 @@ class JobQueue:
 
     async def dead_letter(self, entry: Entry, reason: str) -> None:
         await self._redis.xadd(
-            keys.DEAD_LETTERS, {"job": wire.encode(entry.job), "reason": reason}, maxlen=10_000
+            keys.dead_letters(entry.job.language),
+            {"job": wire.encode(entry.job), "reason": reason},
+            maxlen=10_000,
         )
 
     async def pending(self, language: str) -> list[Pending]:
@@ -309,7 +351,8 @@ class JobQueue:
         for name, idle in names.items():
             if name == self.worker_id or not idle:
                 continue
-            keys_ = [keys.worker_heartbeat(name), *streams]
-            if await self._forget(keys=keys_, args=[keys.WORKER_GROUP, name]):
+            if await self._redis.exists(keys.worker_heartbeat(name)):
+                continue  # alive: it may have pending entries again any moment
+            if await self._forget(keys=streams, args=[keys.WORKER_GROUP, name]):
                 forgotten.append(name)
         return forgotten

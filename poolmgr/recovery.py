@@ -20,6 +20,7 @@ from poolmgr.queue import CLAIM_IDLE_MS, Entry, JobQueue, Pending
 from poolmgr.redis_retry import until_redis
 from runtimes import keys, wire
 from runtimes.lifecycle import Status
+from runtimes.registry import RUNTIMES
 from runtimes.settings import Settings
 from runtimes.transitions import ENDED_NOW, OK, ORPHAN, Transitions
 
@@ -53,7 +54,7 @@ class Recovery:
         self._ttl = result_ttl_s
         self._interval = interval_s
         self._in_flight = in_flight
-        self._sweep_from = 0
+        self._sweep_from: dict[str, int] = {}  # per language
         self._max_queue_s = max_queue_s
 
     async def run(self) -> None:
@@ -124,26 +125,32 @@ class Recovery:
         """End every execution not terminal whose job is in no stream, and every one still
         queued `max_queue_s` after it was accepted (whatever its language: one no worker
         serves would wait forever, holding its user's slot); returns how many."""
+        swept = 0
+        for language in RUNTIMES:
+            swept += await self._sweep(language)
+        return swept
+
+    async def _sweep(self, language: str) -> int:
         now = time.time()
+        active = keys.active(language)
         ids = await self._redis.zrangebyscore(
-            keys.ACTIVE,
+            active,
             "-inf",
             now - min(SWEEP_AFTER_S, self._max_queue_s),
-            self._sweep_from,
+            self._sweep_from.get(language, 0),
             SWEEP_BATCH,
             withscores=True,
         )
         # A backlog of live executions older than an orphan must not hide it: the next pass
         # goes on from here, and starts over once it has seen them all.
-        self._sweep_from = self._sweep_from + len(ids) if len(ids) == SWEEP_BATCH else 0
+        more = len(ids) == SWEEP_BATCH
+        self._sweep_from[language] = self._sweep_from.get(language, 0) + len(ids) if more else 0
         swept = 0
         for raw, accepted_at in cast(list[tuple[bytes, float]], ids):
             execution_id = raw.decode()
-            raw_language = await self._redis.hget(keys.execution(execution_id), "language")
-            if raw_language is None:
-                await self._redis.zrem(keys.ACTIVE, execution_id)
+            if not await self._redis.exists(keys.execution(execution_id)):
+                await self._redis.zrem(active, execution_id)
                 continue
-            language = cast(bytes, raw_language).decode()
             if accepted_at <= now - SWEEP_AFTER_S:
                 verdict, attempt = await self._transitions.sweep(execution_id, language)
                 if verdict == ORPHAN:

@@ -20,6 +20,7 @@ from poolmgr.reaper import Reaper
 from poolmgr.recovery import Recovery
 from poolmgr.sandbox import VERSION_LABEL
 from runtimes import keys, wire
+from runtimes.redis_client import sharded
 from runtimes.registry import RUNTIMES
 from runtimes.settings import Settings
 from runtimes.transitions import Transitions
@@ -48,7 +49,9 @@ class Worker:
             for lang in settings.worker_languages
         }
         transitions = Transitions(redis)
-        self.queue = queue = JobQueue(redis, settings.worker_id, transitions, settings.result_ttl_s)
+        self.queue = queue = JobQueue(
+            redis, settings.worker_id, transitions, settings.result_ttl_s, sharded(redis)
+        )
         self.heartbeat = Heartbeat(redis, settings.worker_id, settings.heartbeat_ttl_s)
         executor = Executor(
             self.engine, self.pools, redis, settings.max_output_bytes, settings.compile_timeout_s

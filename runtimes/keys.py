@@ -1,4 +1,15 @@
-"""Every Redis key, stream, group and channel name, built here and nowhere else."""
+"""Every Redis key, stream, group and channel name, built here and nowhere else.
+
+Laid out for Redis Cluster: every script and transaction touches keys of one hash slot.
+An execution's keys carry its language's hash tag (`{python}`), as do that language's job
+streams (both priorities), its set of unended executions and its dead letters; so whatever
+ends, re-queues or sweeps an execution touches one slot, and the languages spread over the
+cluster. An execution id starts with its language (`python-3f2a...`), so the app finds the
+slot from the id alone. Keys of one user, and the workers' load reports, have tags of their
+own.
+"""
+
+import uuid
 
 PREFIX = "cr:"
 WORKER_GROUP = "workers"
@@ -8,9 +19,21 @@ PRIORITIES = ("premium", "standard")
 """Job priorities, in the order workers prefer them."""
 
 
+def new_execution_id(language: str) -> str:
+    """A fresh execution id, whose prefix names the slot of all its keys."""
+    return f"{language}-{uuid.uuid4().hex}"
+
+
+def _slot_of(execution_id: str) -> str:
+    """The hash tag of an execution's keys: its language (an id from before the layout has
+    none, and is its own)."""
+    language, dash, _ = execution_id.partition("-")
+    return "{" + (language if dash else execution_id) + "}"
+
+
 def job_stream(language: str, priority: str = "standard") -> str:
     """The stream of accepted, not yet finished jobs of one language and priority."""
-    return f"{PREFIX}jobs:{language}" + ("" if priority == "standard" else f":{priority}")
+    return f"{PREFIX}{{{language}}}:jobs" + ("" if priority == "standard" else f":{priority}")
 
 
 def job_streams(language: str) -> list[str]:
@@ -18,9 +41,27 @@ def job_streams(language: str) -> list[str]:
     return [job_stream(language, p) for p in PRIORITIES]
 
 
+def stream_language(stream: str) -> str:
+    """The language of one of the job streams."""
+    return stream.partition("{")[2].partition("}")[0]
+
+
+def active(language: str) -> str:
+    """Sorted set of the language's executions not yet terminal, scored by acceptance time,
+    for the sweeper."""
+    return f"{PREFIX}{{{language}}}:active"
+
+
+def dead_letters(language: str) -> str:
+    """The stream of the language's jobs that kept failing for infrastructure reasons, kept
+    for inspection."""
+    return f"{PREFIX}{{{language}}}:dead"
+
+
 def user_active(user: str) -> str:
-    """The set of a user's executions not yet known to have ended (the concurrency cap)."""
-    return f"{PREFIX}user:{user}:active"
+    """A user's executions not yet known to have ended, scored by when their slot was taken
+    (the concurrency cap)."""
+    return f"{PREFIX}{{user:{user}}}:active"
 
 
 def rate_bucket(user: str) -> str:
@@ -30,34 +71,28 @@ def rate_bucket(user: str) -> str:
 
 def execution(execution_id: str) -> str:
     """The hash holding an execution's status, language and final result."""
-    return f"{PREFIX}exec:{execution_id}"
+    return f"{PREFIX}{_slot_of(execution_id)}:exec:{execution_id}"
 
 
 def output_log(execution_id: str) -> str:
     """The list of output frames that a late WebSocket replays first."""
-    return f"{PREFIX}out:{execution_id}"
+    return f"{PREFIX}{_slot_of(execution_id)}:out:{execution_id}"
 
 
 def events(execution_id: str) -> str:
     """The pub/sub channel carrying an execution's live frames."""
-    return f"{PREFIX}ev:{execution_id}"
+    return f"{PREFIX}{_slot_of(execution_id)}:ev:{execution_id}"
+
+
+def control(execution_id: str) -> str:
+    """The list of stdin and kill messages for a running execution, read by its worker."""
+    return f"{PREFIX}{_slot_of(execution_id)}:ctl:{execution_id}"
 
 
 def worker_heartbeat(worker_id: str) -> str:
     """A key with a TTL that exists while the worker lives."""
     return f"{PREFIX}worker:{worker_id}"
 
-
-def control(execution_id: str) -> str:
-    """The list of stdin and kill messages for a running execution, read by its worker."""
-    return f"{PREFIX}ctl:{execution_id}"
-
-
-DEAD_LETTERS = f"{PREFIX}dead"
-"""The stream of jobs that kept failing for infrastructure reasons, kept for inspection."""
-
-ACTIVE = f"{PREFIX}active"
-"""Sorted set of executions not yet terminal, scored by acceptance time, for the sweeper."""
 
 RUNTIME_VERSIONS = f"{PREFIX}runtimes"
 """Hash of language -> version, as the workers read it from their runtime images."""
@@ -66,8 +101,9 @@ RUNTIME_VERSIONS = f"{PREFIX}runtimes"
 def worker_load(worker_id: str) -> str:
     """A worker's recent load (warm containers, free slots, service times), for the app's
     `estimated_wait_ms`; it expires unless renewed, so a crashed worker's goes away."""
-    return f"{PREFIX}load:{worker_id}"
+    return f"{PREFIX}{{loads}}:{worker_id}"
 
 
-WORKER_LOADS = f"{PREFIX}loads"
-"""Set of the worker ids that have written a load report (pruned as reports expire)."""
+WORKER_LOADS = f"{PREFIX}{{loads}}"
+"""Set of the worker ids that have written a load report (pruned as reports expire); in
+the reports' slot, so the app reads them all in one MGET."""

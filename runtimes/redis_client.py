@@ -7,7 +7,9 @@ default retry policy keeps a caller waiting through ten attempts while Redis is 
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from typing import Any, cast
+
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -38,23 +40,47 @@ the caller (503 in the app, the worker's own retry loop) within a second. Timeou
 retried: the command may have run, and waiting another 10 s helps nobody."""
 
 
-def connect(url: str, settings: Settings) -> Redis:
-    """A client for `url` with a blocking pool of `settings.redis_max_connections`."""
-    options: dict[str, object] = {}
-    if not url.startswith("unix://"):
-        options["socket_keepalive"] = True  # TCP only: finds a dead peer between commands
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=settings.redis_max_connections,
-        timeout=POOL_WAIT_S,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        health_check_interval=HEALTH_CHECK_S,
-        retry=Retry(
+CLUSTER_SCHEME = "redis+cluster://"
+"""`redis+cluster://host:port` (any node; the others are discovered): a Redis Cluster."""
+
+
+def sharded(redis: Redis) -> bool:
+    """Whether `redis` is a cluster, where one command touches keys of one hash slot only."""
+    return isinstance(redis, RedisCluster)
+
+
+def _options(settings: Settings) -> dict[str, Any]:
+    """What every connection gets, on one Redis or on each node of a cluster."""
+    return {
+        "max_connections": settings.redis_max_connections,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "health_check_interval": HEALTH_CHECK_S,
+        "retry": Retry(
             ExponentialWithJitterBackoff(cap=0.5, base=0.05),
             RETRIES,
             supported_errors=(RedisConnectionError,),
         ),
-        **options,
+    }
+
+
+def connect(url: str, settings: Settings) -> Redis:
+    """A client for `url` with a blocking pool of `settings.redis_max_connections`, or, for
+    a `redis+cluster://` URL, a cluster client with a pool of that size per node."""
+    if url.startswith(CLUSTER_SCHEME):
+        return _cluster(url.replace(CLUSTER_SCHEME, "redis://", 1), settings)
+    # TCP only: keepalive finds a dead peer between commands
+    keepalive = {} if url.startswith("unix://") else {"socket_keepalive": True}
+    pool = BlockingConnectionPool.from_url(
+        url, timeout=POOL_WAIT_S, **_options(settings), **keepalive
     )
     return Redis.from_pool(pool)
+
+
+def _cluster(url: str, settings: Settings) -> Redis:
+    """A cluster client. It serves the same commands as a `Redis` and is typed as one, so
+    the code above has one client type; the layout of the keys (runtimes/keys.py) keeps
+    every script and transaction in one slot, and where one command would span slots (the
+    worker's reads of several languages' streams) `sharded` tells the caller to split it."""
+    client = RedisCluster.from_url(url, socket_keepalive=True, **_options(settings))
+    return cast(Redis, client)

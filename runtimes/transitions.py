@@ -10,8 +10,10 @@ handling worker, the attempt it bumped, the last output `seq` it stored).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -27,6 +29,9 @@ PREMIUM_DEPTH_FACTOR = 2  # premium jobs are shed only at this many times the de
 # A user's set of executions lives this long after their last submit: longer than any
 # execution stays unended, so it only collects the sets of users who stopped submitting.
 USER_ACTIVE_TTL_S = 24 * 3600
+# A slot taken whose execution has no record yet is being submitted, unless it is older than
+# this: then its submit was lost (the app died between the two steps) and the slot is free.
+RESERVATION_GRACE_S = 30.0
 STALE = "stale"  # the write came from an attempt that was handed to another worker
 _TERMINAL = "{" + ", ".join(f'["{s.value}"] = true' for s in sorted(TERMINAL)) + "}"
 # Every script starts here: a missing execution is left alone.
@@ -205,57 +210,48 @@ return 'ended-now'
 """
 )
 
-# KEYS: execution, job stream, active, the user's active executions, then every stream of
-# the language. ARGV: job, language, accepted at, execution id, stdin bytes, interactive
-# (1/0), user, priority, concurrency cap, depth limit, group, execution key prefix, ttl of
-# the user's set.
+# KEYS: execution, job stream, active, then every stream of the language. ARGV: job,
+# language, accepted at, execution id, stdin bytes, interactive (1/0), user, priority, depth
+# limit, group.
 # Recorded as queued and appended to its stream in one step, with the entry id; a run that
 # is not interactive has its stdin closed from the start. A re-sent submit finds its
-# execution recorded and queues nothing more.
-# The cap (0: none): the user's set holds their executions; those found ended (or expired)
-# leave it here, so a slot is held exactly while its execution is not terminal, however it
-# ends. The members' keys are built here from the prefix (issue 10: Redis Cluster needs
-# them declared). The depth limit (0: none): jobs of the language that no worker has
-# claimed yet, of both priorities.
-_SUBMIT = f"""
-local terminal = {_TERMINAL}
+# execution recorded and queues nothing more. The depth limit (0: none): jobs of the
+# language that no worker has claimed yet, of both priorities.
+_SUBMIT = """
 local recorded = redis.call('HGET', KEYS[1], 'entry')
-if recorded then return {{recorded, 0}} end
-local cap = tonumber(ARGV[9])
-if cap > 0 then
-  local active = 0
-  for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
-    local status = redis.call('HGET', ARGV[12] .. id, 'status')
-    if status and not terminal[status] then
-      active = active + 1
-    else
-      redis.call('SREM', KEYS[4], id)
-    end
-  end
-  if active >= cap then return {{'busy', 0}} end
-end
+if recorded then return {recorded, 0} end
 local waiting, ahead = 0, 0
-for i = 5, #KEYS do
-  local pending = redis.pcall('XPENDING', KEYS[i], ARGV[11])
+for i = 4, #KEYS do
+  local pending = redis.pcall('XPENDING', KEYS[i], ARGV[10])
   local claimed = 0
   if type(pending) == 'table' and not pending.err then claimed = pending[1] end
   local unclaimed = math.max(0, redis.call('XLEN', KEYS[i]) - claimed)
   waiting = waiting + unclaimed
   if ARGV[8] ~= 'premium' or KEYS[i] == KEYS[2] then ahead = ahead + unclaimed end
 end
-local limit = tonumber(ARGV[10])
-if limit > 0 and waiting >= limit then return {{'shed', 0}} end
+local limit = tonumber(ARGV[9])
+if limit > 0 and waiting >= limit then return {'shed', 0} end
 local entry = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'queued', 'language', ARGV[2], 'attempt', 0,
            'entry', entry, 'stream', KEYS[2], 'user', ARGV[7], 'priority', ARGV[8],
            'stdin_bytes', ARGV[5])
 if ARGV[6] == '0' then redis.call('HSET', KEYS[1], 'stdin_closed', 1) end
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-if cap > 0 then
-  redis.call('SADD', KEYS[4], ARGV[4])
-  redis.call('EXPIRE', KEYS[4], ARGV[13])
-end
-return {{entry, ahead}}
+return {entry, ahead}
+"""
+
+# KEYS: the user's unended executions. ARGV: execution id, now, cap, ttl of the set, then the
+# ids found ended. Takes one of the user's `cap` slots for the execution, after dropping the
+# ended ones; a re-sent reservation finds its own. The user's keys have a slot of their own
+# (their executions are of every language), so which members have ended is read first, by
+# the caller, from their records.
+_RESERVE = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 'ok' end
+for i = 5, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 'busy' end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 'ok'
 """
 
 # KEYS: execution, active, then the language's streams (standard first). ARGV: execution id.
@@ -285,7 +281,9 @@ class Transitions:
     """The scripts, registered once per client."""
 
     def __init__(self, redis: Redis) -> None:
+        self._redis = redis
         self._submit = redis.register_script(_SUBMIT)
+        self._reserve = redis.register_script(_RESERVE)
         self._advance = redis.register_script(_ADVANCE)
         self._append = redis.register_script(_APPEND)
         self._finish = redis.register_script(_FINISH)
@@ -310,14 +308,19 @@ class Transitions:
         self, job: wire.Job, *, max_concurrent: int = 0, max_depth: int = 0
     ) -> tuple[str, int]:
         """`submit`, and how many unclaimed jobs of its language will be claimed before it
-        (premium ones only, for a premium job), counted in the same step."""
+        (premium ones only, for a premium job), counted in the same step.
+
+        The user's slot is taken first, and given back if the job is shed: a slot is held
+        exactly while its execution is not terminal, however it ends (it is found ended
+        here, by the next submit that needs the room).
+        """
         eid = job.execution_id
-        stream = keys.job_stream(job.language, job.priority)
+        if max_concurrent > 0 and not await self._take_slot(job, max_concurrent):
+            return BUSY, 0
         keys_ = [
             keys.execution(eid),
-            stream,
-            keys.ACTIVE,
-            keys.user_active(job.user),
+            keys.job_stream(job.language, job.priority),
+            keys.active(job.language),
             *keys.job_streams(job.language),
         ]
         depth_limit = max_depth * (PREMIUM_DEPTH_FACTOR if job.priority == "premium" else 1)
@@ -330,14 +333,41 @@ class Transitions:
             int(job.interactive),
             job.user,
             job.priority,
-            max_concurrent,
             depth_limit,
             keys.WORKER_GROUP,
-            keys.execution(""),
-            USER_ACTIVE_TTL_S,
         ]
         reply, ahead = await self._submit(keys=keys_, args=args)
+        if _text(reply) == SHED and max_concurrent > 0:
+            await self._redis.zrem(keys.user_active(job.user), eid)
         return _text(reply), int(ahead)
+
+    async def _take_slot(self, job: wire.Job, cap: int) -> bool:
+        """One of the user's `cap` slots for `job`; False when all are held by executions not
+        known to have ended."""
+        key = keys.user_active(job.user)
+        args: list[str | float | int] = [job.execution_id, time.time(), cap, USER_ACTIVE_TTL_S]
+        if _text(await self._reserve(keys=[key], args=args)) == OK:
+            return True
+        ended = await self._ended(key)
+        return bool(ended) and _text(await self._reserve(keys=[key], args=[*args, *ended])) == OK
+
+    async def _ended(self, key: str) -> list[str]:
+        """The members of a user's set whose execution has ended (or whose record expired,
+        or never came: a reservation older than RESERVATION_GRACE_S without a record)."""
+        members = cast(
+            list[tuple[bytes, float]], await self._redis.zrange(key, 0, -1, withscores=True)
+        )
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member, _ in members:
+                pipe.hget(keys.execution(member.decode()), "status")
+            statuses = cast(list[bytes | None], await pipe.execute())
+        horizon = time.time() - RESERVATION_GRACE_S
+        return [
+            member.decode()
+            for (member, taken_at), status in zip(members, statuses, strict=True)
+            if (status is None and taken_at < horizon)
+            or (status is not None and status.decode() in TERMINAL)
+        ]
 
     async def advance(self, job: wire.Job, owner: str, statuses: list[Status]) -> str:
         """Move through `statuses`; `"ok"`, or why not (its end status, stale, taken)."""
@@ -367,7 +397,7 @@ class Transitions:
             keys.output_log(eid),
             keys.events(eid),
             keys.control(eid),
-            keys.ACTIVE,
+            keys.active(result.language),
         ]
         exit_event = wire.encode(wire.ExitEvent.of(result))
         args: list[bytes | str | int] = [
@@ -422,7 +452,7 @@ class Transitions:
 
     async def sweep(self, execution_id: str, language: str) -> tuple[str, int]:
         """(ALIVE | ORPHAN | its end status | missing, attempt when ORPHAN)."""
-        keys_ = [keys.execution(execution_id), keys.ACTIVE, *_streams(language)]
+        keys_ = [keys.execution(execution_id), keys.active(language), *_streams(language)]
         reply = _text(await self._sweep(keys=keys_, args=[execution_id]))
         verdict, _, attempt = reply.partition(":")
         return verdict, int(attempt or 0)
@@ -435,7 +465,7 @@ def _ending_keys(execution_id: str, language: str) -> list[str]:
         keys.execution(execution_id),
         keys.events(execution_id),
         keys.control(execution_id),
-        keys.ACTIVE,
+        keys.active(language),
         *_streams(language),
     ]
 

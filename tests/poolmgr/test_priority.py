@@ -132,13 +132,12 @@ async def test_a_one_slot_worker_takes_premium_first_without_starving_standard(
     order: list[str] = []
 
     async def record_starts() -> None:
-        prefix = keys.events("")
         while len(order) < len(jobs):
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
             if message is None:
                 continue
             event = wire.decode_event(message["data"])
-            eid = message["channel"].decode().removeprefix(prefix)
+            eid = message["channel"].decode().rpartition(":")[2]  # the channel ends in its id
             if isinstance(event, wire.StatusEvent) and event.status == Status.PREPARING:
                 order.append(by_id[eid])
 

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.anyio
 
 
 async def _recovery(redis: Redis) -> tuple[str, Transitions, JobQueue, Recovery]:
-    """A language of the test's own, with a worker's queue and recovery over it."""
-    lang = f"l{uuid.uuid4().hex[:6]}"
+    """A worker's queue and recovery over python, on the test's own Redis."""
+    lang = "python"
     t = Transitions(redis)
     queue = JobQueue(redis, f"w-{uuid.uuid4().hex[:6]}", t, 60)
     await queue.ensure_groups([lang])
@@ -37,7 +37,12 @@ async def test_the_sweeper_ends_only_executions_whose_job_is_gone(redis: Redis) 
     lang, t, queue, recovery = await _recovery(redis)
     long_ago = time.time() - 60
     jobs = [
-        wire.Job(uuid.uuid4().hex, lang, (wire.SourceFile("main.py", ""),), enqueued_at=long_ago)
+        wire.Job(
+            keys.new_execution_id(lang),
+            lang,
+            (wire.SourceFile("main.py", ""),),
+            enqueued_at=long_ago,
+        )
         for _ in range(2)
     ]
     for job in jobs:
@@ -54,7 +59,7 @@ async def test_the_sweeper_ends_only_executions_whose_job_is_gone(redis: Redis) 
     assert (ended.status, ended.failure_code, ended.stdout) == (Status.FAILED, ORPHANED, "hi\n")
     assert await redis.hget(keys.execution(waiting.execution_id), "status") == b"queued"
     assert await recovery.sweep() == 0
-    assert await redis.zrange(keys.ACTIVE, 0, -1) == [waiting.execution_id.encode()]
+    assert await redis.zrange(keys.active(lang), 0, -1) == [waiting.execution_id.encode()]
 
 
 async def test_a_backlog_of_older_live_executions_does_not_hide_an_orphan(
@@ -63,7 +68,9 @@ async def test_a_backlog_of_older_live_executions_does_not_hide_an_orphan(
     monkeypatch.setattr("poolmgr.recovery.SWEEP_BATCH", 2)
     lang, t, _, recovery = await _recovery(redis)
     jobs = [
-        wire.Job(uuid.uuid4().hex, lang, (wire.SourceFile("main.py", ""),), enqueued_at=at)
+        wire.Job(
+            keys.new_execution_id(lang), lang, (wire.SourceFile("main.py", ""),), enqueued_at=at
+        )
         for at in (time.time() - 90, time.time() - 80, time.time() - 70, time.time() - 60)
     ]
     for job in jobs:
@@ -79,11 +86,13 @@ async def test_a_backlog_of_older_live_executions_does_not_hide_an_orphan(
 async def test_an_orphan_the_sweeper_ends_frees_its_users_slot(redis: Redis) -> None:
     lang, t, _, recovery = await _recovery(redis)
     files = (wire.SourceFile("main.py", ""),)
-    orphan = wire.Job(uuid.uuid4().hex, lang, files, enqueued_at=time.time() - 60, user="u")
+    orphan = wire.Job(
+        keys.new_execution_id(lang), lang, files, enqueued_at=time.time() - 60, user="u"
+    )
     await t.submit(orphan, max_concurrent=1)
     entry = await redis.hget(keys.execution(orphan.execution_id), "entry")
     await redis.xdel(keys.job_stream(lang), entry)
-    later = wire.Job(uuid.uuid4().hex, lang, files, user="u")
+    later = wire.Job(keys.new_execution_id(lang), lang, files, user="u")
     assert await t.submit(later, max_concurrent=1) == BUSY
     assert await recovery.sweep() == 1
     assert await t.submit(later, max_concurrent=1) not in (BUSY, SHED)
@@ -95,7 +104,7 @@ async def test_the_pending_jobs_of_a_dead_worker_are_recovered_on_both_streams(
     lang, t, _, recovery = await _recovery(redis)
     dead = JobQueue(redis, f"dead-{uuid.uuid4().hex[:6]}", t, 60)
     files = (wire.SourceFile("main.py", ""),)
-    jobs = [wire.Job(uuid.uuid4().hex, lang, files, priority=p) for p in keys.PRIORITIES]
+    jobs = [wire.Job(keys.new_execution_id(lang), lang, files, priority=p) for p in keys.PRIORITIES]
     for job in jobs:
         await t.submit(job)
     claimed = await dead.read([lang]) + await dead.read([lang])
@@ -124,12 +133,14 @@ async def test_a_job_no_worker_serves_ends_once_queued_too_long(redis: Redis) ->
     """Any worker's sweeper ends it, whatever languages it serves: `failed`, queue_timeout,
     its entry gone, its exit published, its user's slot free again."""
     _, t, _, recovery = await _recovery(redis)
-    nobody = f"n{uuid.uuid4().hex[:6]}"  # no worker reads it: its stream has no group
+    nobody = "bash"  # no worker reads it: its stream has no group
     files = (wire.SourceFile("main.py", ""),)
     long_ago = time.time() - Settings().max_queue_s - 1
-    job = wire.Job(uuid.uuid4().hex, nobody, files, enqueued_at=long_ago, user="u")
+    job = wire.Job(keys.new_execution_id(nobody), nobody, files, enqueued_at=long_ago, user="u")
     assert await t.submit(job, max_concurrent=1) not in (BUSY, SHED)
-    later = wire.Job(uuid.uuid4().hex, nobody, files, enqueued_at=time.time(), user="u")
+    later = wire.Job(
+        keys.new_execution_id(nobody), nobody, files, enqueued_at=time.time(), user="u"
+    )
     assert await t.submit(later, max_concurrent=1) == BUSY
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.events(job.execution_id))
@@ -146,7 +157,7 @@ async def test_a_job_no_worker_serves_ends_once_queued_too_long(redis: Redis) ->
     assert (exit_event.status, exit_event.failure_code) == (Status.FAILED, QUEUE_TIMEOUT)
     await pubsub.aclose()
     assert await redis.xlen(keys.job_stream(nobody)) == 0
-    assert await redis.zscore(keys.ACTIVE, job.execution_id) is None
+    assert await redis.zscore(keys.active(nobody), job.execution_id) is None
     assert await redis.ttl(keys.execution(job.execution_id)) > 0
     assert await t.submit(later, max_concurrent=1) not in (BUSY, SHED)
     assert await recovery.sweep() == 0
@@ -163,9 +174,9 @@ async def test_only_queued_executions_past_the_limit_are_ended(redis: Redis) -> 
     recovery = Recovery(redis, queue, t, [lang], 60, 1.0, set(), max_queue_s=5)
     files = (wire.SourceFile("main.py", ""),)
     now = time.time()
-    running = wire.Job(uuid.uuid4().hex, lang, files, enqueued_at=now - 3600)
-    recent = wire.Job(uuid.uuid4().hex, lang, files, enqueued_at=now - 2)
-    late = wire.Job(uuid.uuid4().hex, lang, files, enqueued_at=now - 6)
+    running = wire.Job(keys.new_execution_id(lang), lang, files, enqueued_at=now - 3600)
+    recent = wire.Job(keys.new_execution_id(lang), lang, files, enqueued_at=now - 2)
+    late = wire.Job(keys.new_execution_id(lang), lang, files, enqueued_at=now - 6)
     await t.submit(running)
     (entry,) = await queue.read([lang])
     assert entry.job == running
@@ -181,7 +192,7 @@ async def test_only_queued_executions_past_the_limit_are_ended(redis: Redis) -> 
     assert statuses == [b"running", b"queued", b"failed"]
     left = await redis.xrange(keys.job_stream(lang), "-", "+")
     assert [wire.decode_job(fields[b"job"]) for _, fields in left] == [running, recent]
-    assert await redis.zrange(keys.ACTIVE, 0, -1) == [
+    assert await redis.zrange(keys.active(lang), 0, -1) == [
         running.execution_id.encode(),
         recent.execution_id.encode(),
     ]

@@ -4,7 +4,7 @@ depth (premium shed only at twice the limit), with priorities on their own strea
 
 from __future__ import annotations
 
-import uuid
+import time
 from typing import Literal
 
 import pytest
@@ -12,7 +12,16 @@ from redis.asyncio import Redis
 
 from runtimes import keys, wire
 from runtimes.lifecycle import Status
-from runtimes.transitions import ABORTED_NOW, ALIVE, BUSY, OK, ORPHAN, SHED, Transitions
+from runtimes.transitions import (
+    ABORTED_NOW,
+    ALIVE,
+    BUSY,
+    OK,
+    ORPHAN,
+    RESERVATION_GRACE_S,
+    SHED,
+    Transitions,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -22,7 +31,7 @@ Priority = Literal["standard", "premium"]
 
 def _job(user: str = "alice", priority: Priority = "standard") -> wire.Job:
     files = (wire.SourceFile("main.py", ""),)
-    return wire.Job(uuid.uuid4().hex, LANG, files, user=user, priority=priority)
+    return wire.Job(keys.new_execution_id(LANG), LANG, files, user=user, priority=priority)
 
 
 async def _admitted(t: Transitions, job: wire.Job, cap: int = 0, depth: int = 0) -> str:
@@ -43,14 +52,14 @@ async def test_a_user_at_the_cap_is_busy_and_nothing_is_queued(redis: Redis) -> 
     refused = _job()
     assert await t.submit(refused, max_concurrent=2) == BUSY
     assert await redis.exists(keys.execution(refused.execution_id)) == 0
-    assert await redis.zscore(keys.ACTIVE, refused.execution_id) is None
+    assert await redis.zscore(keys.active(LANG), refused.execution_id) is None
     assert await redis.xlen(keys.job_stream(LANG)) == 2
-    assert await redis.scard(keys.user_active("alice")) == 2
+    assert await redis.zcard(keys.user_active("alice")) == 2
     await _admitted(t, _job(user="bob"), cap=2)  # another user has slots of their own
     await _admitted(t, _job(), cap=3)
     for _ in range(3):
         await _admitted(t, _job(), cap=0)  # 0: no cap
-    assert await redis.scard(keys.user_active("alice")) == 3
+    assert await redis.zcard(keys.user_active("alice")) == 3
 
 
 async def test_a_slot_is_freed_when_its_execution_finishes(redis: Redis) -> None:
@@ -63,7 +72,7 @@ async def test_a_slot_is_freed_when_its_execution_finishes(redis: Redis) -> None
     assert await t.finish(job.attempt, "w:1", done, 60) == OK
     after = _job()
     await _admitted(t, after, cap=1)
-    assert await redis.smembers(keys.user_active("alice")) == {after.execution_id.encode()}
+    assert await redis.zrange(keys.user_active("alice"), 0, -1) == [after.execution_id.encode()]
 
 
 async def test_a_slot_is_freed_when_its_execution_is_aborted(redis: Redis) -> None:
@@ -78,7 +87,18 @@ async def test_a_slot_of_an_expired_execution_is_freed(redis: Redis) -> None:
     t, job = Transitions(redis), _job()
     await _admitted(t, job, cap=1)
     await redis.delete(keys.execution(job.execution_id))
+    assert await t.submit(_job(), max_concurrent=1) == BUSY  # no record yet: being submitted?
+    await redis.zadd(keys.user_active("alice"), {job.execution_id: 0})  # no: taken long ago
     await _admitted(t, _job(), cap=1)
+
+
+async def test_a_slot_whose_submit_was_lost_is_freed_after_the_grace(redis: Redis) -> None:
+    """The app died between taking the slot and queueing the job: no record ever comes."""
+    t, lost = Transitions(redis), _job()
+    old = time.time() - RESERVATION_GRACE_S - 1
+    await redis.zadd(keys.user_active("alice"), {lost.execution_id: old})
+    await _admitted(t, _job(), cap=1)
+    assert await redis.zscore(keys.user_active("alice"), lost.execution_id) is None
 
 
 async def test_a_resent_submit_at_the_cap_answers_its_entry(redis: Redis) -> None:
@@ -87,7 +107,7 @@ async def test_a_resent_submit_at_the_cap_answers_its_entry(redis: Redis) -> Non
     await _admitted(t, second, cap=2)
     assert await t.submit(first, max_concurrent=2, max_depth=1) == entry  # its reply was lost
     assert await redis.xlen(keys.job_stream(LANG)) == 2
-    assert await redis.scard(keys.user_active("alice")) == 2
+    assert await redis.zcard(keys.user_active("alice")) == 2
 
 
 async def test_standard_jobs_are_shed_at_the_depth_limit_premium_at_twice(

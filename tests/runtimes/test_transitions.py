@@ -33,7 +33,7 @@ async def _queued(redis: Redis) -> wire.Job:
 def _unserved() -> wire.Job:
     """A job of a language no worker serves: the session's server must not take it."""
     lang = f"unserved-{uuid.uuid4().hex[:8]}"
-    return wire.Job(uuid.uuid4().hex, lang, (wire.SourceFile("main.py", ""),))
+    return wire.Job(keys.new_execution_id(lang), lang, (wire.SourceFile("main.py", ""),))
 
 
 def _frame(seq: int) -> bytes:
@@ -140,7 +140,7 @@ async def test_the_sweeper_finds_an_execution_whose_job_is_gone(redis: Redis) ->
     done = wire.Result(job.execution_id, job.language, Status.FAILED)
     assert await t.finish(0, "sweeper", done, 60) == OK
     assert await t.sweep(job.execution_id, job.language) == ("failed", 0)
-    assert await redis.zscore(keys.ACTIVE, job.execution_id) is None
+    assert await redis.zscore(keys.active(job.language), job.execution_id) is None
 
 
 async def test_abort_while_queued_takes_the_job_off_the_stream(redis: Redis) -> None:
@@ -148,7 +148,7 @@ async def test_abort_while_queued_takes_the_job_off_the_stream(redis: Redis) -> 
     entry = await t.submit(job)
     assert await t.abort(job.execution_id, job.language, 60) == ABORTED_NOW
     assert await redis.xrange(keys.job_stream(job.language), entry, entry) == []
-    assert await redis.zscore(keys.ACTIVE, job.execution_id) is None
+    assert await redis.zscore(keys.active(job.language), job.execution_id) is None
 
 
 async def test_a_resent_submit_queues_the_job_once(redis: Redis) -> None:
