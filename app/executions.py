@@ -92,11 +92,15 @@ class ExecutionStore:
         return ahead
 
     async def get(self, execution_id: str) -> Record | None:
+        if not keys.is_execution_id(execution_id):
+            return None
         values = await self._redis.hmget(keys.execution(execution_id), _RECORD_FIELDS)
         return _record(execution_id, cast(list[bytes | None], values))
 
     async def result(self, execution_id: str) -> wire.Result | None:
         """The final result (all of its output), once there is one."""
+        if not keys.is_execution_id(execution_id):
+            return None
         raw = await self._redis.hget(keys.execution(execution_id), "result")
         return wire.decode_result(raw) if raw else None
 
@@ -104,6 +108,8 @@ class ExecutionStore:
         """The record and at most SNAPSHOT_FRAMES frames of its replay log from index `start`
         on, read atomically in one round trip. A frame's index is at least its `seq` (a
         retried append may repeat a frame), so `start = next seq wanted` never skips one."""
+        if not keys.is_execution_id(execution_id):
+            return None, []
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hmget(keys.execution(execution_id), _RECORD_FIELDS)
             pipe.lrange(keys.output_log(execution_id), start, start + SNAPSHOT_FRAMES - 1)
@@ -121,6 +127,8 @@ class ExecutionStore:
         stdin and all frames together may not pass `max_stdin_bytes`, nor the frames number
         more than MAX_STDIN_FRAMES), or its end status.
         """
+        if not keys.is_execution_id(execution_id):
+            return "missing"
         keys_ = [keys.execution(execution_id), keys.control(execution_id)]
         args: list[EncodableT] = [
             message,

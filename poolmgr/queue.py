@@ -211,15 +211,23 @@ class JobQueue:
         if not self._sharded:
             return cast(_Raw, await self._redis.xread(ids, count=1, block=BLOCK_MS) or [])
 
+        failed: list[Exception] = []
+
         async def one(part: dict[KeyT, StreamIdT], scope: anyio.CancelScope) -> None:
-            got = cast(_Raw, await self._redis.xread(part, count=1, block=BLOCK_MS) or [])
-            if got:
+            try:
+                got = cast(_Raw, await self._redis.xread(part, count=1, block=BLOCK_MS) or [])
+            except Exception as exc:  # raised below as itself, as one command's would be
+                failed.append(exc)
+                got = []
+            if got or failed:
                 reply.extend(got)
                 scope.cancel()
 
         async with anyio.create_task_group() as tg:
             for part in _by_language(ids).values():
                 tg.start_soon(one, part, tg.cancel_scope)
+        if failed and not reply:
+            raise failed[0]
         return reply
 
     async def _read_in_turn(self, languages: list[str]) -> list[Entry]:

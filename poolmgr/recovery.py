@@ -123,8 +123,8 @@ class Recovery:
 
     async def sweep(self) -> int:
         """End every execution not terminal whose job is in no stream, and every one still
-        queued `max_queue_s` after it was accepted (whatever its language: one no worker
-        serves would wait forever, holding its user's slot); returns how many."""
+        queued `max_queue_s` after it was accepted (of every language in the registry: one
+        no worker serves would wait forever, holding its user's slot); returns how many."""
         swept = 0
         for language in RUNTIMES:
             swept += await self._sweep(language)

@@ -9,6 +9,7 @@ slot from the id alone. Keys of one user, and the workers' load reports, have ta
 own.
 """
 
+import re
 import uuid
 
 PREFIX = "cr:"
@@ -24,11 +25,19 @@ def new_execution_id(language: str) -> str:
     return f"{language}-{uuid.uuid4().hex}"
 
 
+_EXECUTION_ID = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{32}")
+
+
+def is_execution_id(text: str) -> bool:
+    """Whether `text` is shaped like an id `new_execution_id` makes: any other (one from a
+    URL) names no execution, and must not reach Redis, where it could name keys of slots
+    that no script may mix."""
+    return _EXECUTION_ID.fullmatch(text) is not None
+
+
 def _slot_of(execution_id: str) -> str:
-    """The hash tag of an execution's keys: its language (an id from before the layout has
-    none, and is its own)."""
-    language, dash, _ = execution_id.partition("-")
-    return "{" + (language if dash else execution_id) + "}"
+    """The hash tag of an execution's keys: its language."""
+    return "{" + execution_id.partition("-")[0] + "}"
 
 
 def job_stream(language: str, priority: str = "standard") -> str:

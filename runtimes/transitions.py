@@ -10,12 +10,12 @@ handling worker, the attempt it bumped, the last output `seq` it stored).
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from typing import cast
 
 from redis.asyncio import Redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtimes import keys, wire
 from runtimes.lifecycle import TERMINAL, Status
@@ -31,7 +31,11 @@ PREMIUM_DEPTH_FACTOR = 2  # premium jobs are shed only at this many times the de
 USER_ACTIVE_TTL_S = 24 * 3600
 # A slot taken whose execution has no record yet is being submitted, unless it is older than
 # this: then its submit was lost (the app died between the two steps) and the slot is free.
-RESERVATION_GRACE_S = 30.0
+# A submit refuses to queue SUBMIT_LATE_S after its slot was taken, so none is queued after
+# its slot was given away; the margin covers the clocks of two cluster nodes.
+RESERVATION_GRACE_S = 30
+SUBMIT_LATE_S = 20
+LATE = "late"
 STALE = "stale"  # the write came from an attempt that was handed to another worker
 _TERMINAL = "{" + ", ".join(f'["{s.value}"] = true' for s in sorted(TERMINAL)) + "}"
 # Every script starts here: a missing execution is left alone.
@@ -212,14 +216,21 @@ return 'ended-now'
 
 # KEYS: execution, job stream, active, then every stream of the language. ARGV: job,
 # language, accepted at, execution id, stdin bytes, interactive (1/0), user, priority, depth
-# limit, group.
+# limit, group, when its user's slot was taken (Redis time; 0: no cap), the latest age of
+# that slot.
 # Recorded as queued and appended to its stream in one step, with the entry id; a run that
 # is not interactive has its stdin closed from the start. A re-sent submit finds its
-# execution recorded and queues nothing more. The depth limit (0: none): jobs of the
-# language that no worker has claimed yet, of both priorities.
+# execution recorded and queues nothing more. A submit that comes later than that after its
+# slot was taken queues nothing ('late'): its slot may have been found lost and given to
+# another run. The depth limit (0: none): jobs of the language that no worker has claimed
+# yet, of both priorities.
 _SUBMIT = """
 local recorded = redis.call('HGET', KEYS[1], 'entry')
 if recorded then return {recorded, 0} end
+local taken = tonumber(ARGV[11])
+if taken > 0 and tonumber(redis.call('TIME')[1]) - taken > tonumber(ARGV[12]) then
+  return {'late', 0}
+end
 local waiting, ahead = 0, 0
 for i = 4, #KEYS do
   local pending = redis.pcall('XPENDING', KEYS[i], ARGV[10])
@@ -240,18 +251,30 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 return {entry, ahead}
 """
 
-# KEYS: the user's unended executions. ARGV: execution id, now, cap, ttl of the set, then the
-# ids found ended. Takes one of the user's `cap` slots for the execution, after dropping the
-# ended ones; a re-sent reservation finds its own. The user's keys have a slot of their own
-# (their executions are of every language), so which members have ended is read first, by
-# the caller, from their records.
+# KEYS: the user's unended executions. ARGV: execution id, cap, ttl of the set, grace, the
+# number of ids then given as ended, those ids, then the ids found without a record.
+# Takes one of the user's `cap` slots for the execution, scored by Redis's own clock, after
+# dropping the ended ones, and those without a record whose slot was taken more than the
+# grace ago (their submit was lost: the app died between the two steps, or it came too late
+# and queued nothing); the reply is the slot's time. A re-sent reservation finds its own.
+# The user's keys have a slot of their own (their executions are of every language), so
+# which members have ended is read first, by the caller, from their records.
 _RESERVE = """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 'ok' end
-for i = 5, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 'busy' end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 'ok'
+local own = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if own then return {'ok', own} end
+local now = tonumber(redis.call('TIME')[1])
+local ended = tonumber(ARGV[5])
+for i = 6, 5 + ended do redis.call('ZREM', KEYS[1], ARGV[i]) end
+for i = 6 + ended, #ARGV do
+  local taken = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if taken and now - tonumber(taken) > tonumber(ARGV[4]) then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return {'busy', 0} end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {'ok', now}
 """
 
 # KEYS: execution, active, then the language's streams (standard first). ARGV: execution id.
@@ -310,13 +333,18 @@ class Transitions:
         """`submit`, and how many unclaimed jobs of its language will be claimed before it
         (premium ones only, for a premium job), counted in the same step.
 
-        The user's slot is taken first, and given back if the job is shed: a slot is held
-        exactly while its execution is not terminal, however it ends (it is found ended
-        here, by the next submit that needs the room).
+        The user's slot is taken first, and given back if the job is not queued: a slot is
+        held while its execution is not terminal, however it ends (it is found ended here,
+        by the next submit that needs the room). Raises RedisTimeoutError, queueing nothing,
+        when the submit came SUBMIT_LATE_S after its slot was taken.
         """
         eid = job.execution_id
-        if max_concurrent > 0 and not await self._take_slot(job, max_concurrent):
-            return BUSY, 0
+        taken_at = 0
+        if max_concurrent > 0:
+            slot = await self._take_slot(job, max_concurrent)
+            if slot is None:
+                return BUSY, 0
+            taken_at = slot
         keys_ = [
             keys.execution(eid),
             keys.job_stream(job.language, job.priority),
@@ -335,39 +363,44 @@ class Transitions:
             job.priority,
             depth_limit,
             keys.WORKER_GROUP,
+            taken_at,
+            SUBMIT_LATE_S,
         ]
-        reply, ahead = await self._submit(keys=keys_, args=args)
-        if _text(reply) == SHED and max_concurrent > 0:
+        raw, ahead = await self._submit(keys=keys_, args=args)
+        reply = _text(raw)
+        if reply in (SHED, LATE) and max_concurrent > 0:
             await self._redis.zrem(keys.user_active(job.user), eid)
-        return _text(reply), int(ahead)
+        if reply == LATE:
+            raise RedisTimeoutError(f"the submit came over {SUBMIT_LATE_S} s after its slot")
+        return reply, int(ahead)
 
-    async def _take_slot(self, job: wire.Job, cap: int) -> bool:
-        """One of the user's `cap` slots for `job`; False when all are held by executions not
-        known to have ended."""
+    async def _take_slot(self, job: wire.Job, cap: int) -> int | None:
+        """When one of the user's `cap` slots was taken for `job` (Redis time, seconds); None
+        when all are held by executions not known to have ended."""
         key = keys.user_active(job.user)
-        args: list[str | float | int] = [job.execution_id, time.time(), cap, USER_ACTIVE_TTL_S]
-        if _text(await self._reserve(keys=[key], args=args)) == OK:
-            return True
-        ended = await self._ended(key)
-        return bool(ended) and _text(await self._reserve(keys=[key], args=[*args, *ended])) == OK
+        args: list[str | int | float] = [
+            job.execution_id, cap, USER_ACTIVE_TTL_S, RESERVATION_GRACE_S, 0
+        ]  # fmt: skip
+        verdict, taken = await self._reserve(keys=[key], args=args)
+        if _text(verdict) != OK:
+            ended, missing = await self._ended(key)
+            if not ended and not missing:
+                return None
+            args[4] = len(ended)
+            verdict, taken = await self._reserve(keys=[key], args=[*args, *ended, *missing])
+        return int(float(taken)) if _text(verdict) == OK else None
 
-    async def _ended(self, key: str) -> list[str]:
-        """The members of a user's set whose execution has ended (or whose record expired,
-        or never came: a reservation older than RESERVATION_GRACE_S without a record)."""
-        members = cast(
-            list[tuple[bytes, float]], await self._redis.zrange(key, 0, -1, withscores=True)
-        )
+    async def _ended(self, key: str) -> tuple[list[str], list[str]]:
+        """The members of a user's set whose execution has ended (or whose record expired),
+        and those that have no record (yet, or ever: `_RESERVE` judges by their age)."""
+        members = [m.decode() for m in cast(list[bytes], await self._redis.zrange(key, 0, -1))]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for member, _ in members:
-                pipe.hget(keys.execution(member.decode()), "status")
+            for member in members:
+                pipe.hget(keys.execution(member), "status")
             statuses = cast(list[bytes | None], await pipe.execute())
-        horizon = time.time() - RESERVATION_GRACE_S
-        return [
-            member.decode()
-            for (member, taken_at), status in zip(members, statuses, strict=True)
-            if (status is None and taken_at < horizon)
-            or (status is not None and status.decode() in TERMINAL)
-        ]
+        ended = [m for m, s in zip(members, statuses, strict=True) if s and s.decode() in TERMINAL]
+        missing = [m for m, s in zip(members, statuses, strict=True) if s is None]
+        return ended, missing
 
     async def advance(self, job: wire.Job, owner: str, statuses: list[Status]) -> str:
         """Move through `statuses`; `"ok"`, or why not (its end status, stale, taken)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -12,7 +10,7 @@ from app.admission import Admission, Ticket
 from app.estimate import WaitEstimator
 from app.executions import ExecutionStore
 from app.ratelimit import RateLimiter
-from runtimes import wire
+from runtimes import keys, wire
 from runtimes.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +32,7 @@ def _admission(redis: Redis, store: ExecutionStore) -> Admission:
 
 
 def _ticket() -> Ticket:
-    job = wire.Job(uuid.uuid4().hex, "python", (wire.SourceFile("main.py", "1"),))
+    job = wire.Job(keys.new_execution_id("python"), "python", (wire.SourceFile("main.py", "1"),))
     return Ticket(job)
 
 

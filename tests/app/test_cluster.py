@@ -107,3 +107,12 @@ def test_a_second_api_process_holds_the_users_cap(
         assert client.run(code="print('next')")["stdout"] == "next\n"
     finally:
         stop(api)
+
+
+def test_ids_shaped_unlike_ours_name_no_execution(cluster: tuple[Client, str, list[int]]) -> None:
+    """Read as keys, they would mix slots (`-x`: an empty hash tag) and fail on a cluster."""
+    client, _, _ = cluster
+    for crafted in ("-abc", "x}y", "python-0123", "nope"):
+        assert client.request("GET", f"/api/v1/execution/{crafted}").status == 404
+        assert client.request("DELETE", f"/api/v1/execution/{crafted}").status == 404
+    assert client.watch("-abc").close_code == 4004

@@ -3,7 +3,6 @@ queue depths per language and priority, claimed jobs not counted."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Literal
 
 import pytest
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 
 def _job(priority: Literal["standard", "premium"] = "standard", user: str = "u") -> wire.Job:
-    return wire.Job(uuid.uuid4().hex, "python", (), user=user, priority=priority)
+    return wire.Job(keys.new_execution_id("python"), "python", (), user=user, priority=priority)
 
 
 async def test_a_refused_submit_says_why(redis: Redis) -> None:

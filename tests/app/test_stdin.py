@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import orjson
 import pytest
@@ -25,7 +24,7 @@ def _stdin(data: str | None, eof: bool = False) -> bytes:
 @pytest.mark.anyio
 async def test_the_store_counts_stdin_atomically_and_refuses_past_the_cap(redis: Redis) -> None:
     store = ExecutionStore(redis, ttl_s=60, max_stdin_bytes=10)
-    job = wire.Job(uuid.uuid4().hex, "python", (), stdin="abc", interactive=True)
+    job = wire.Job(keys.new_execution_id("python"), "python", (), stdin="abc", interactive=True)
     await store.submit(job, max_concurrent=0, max_depth=0)
     eid = job.execution_id
 
@@ -73,7 +72,7 @@ def test_a_socket_past_the_stdin_cap_gets_an_error_frame_and_stays_open(server: 
 @pytest.mark.anyio
 async def test_a_run_that_is_not_interactive_takes_no_stdin_frames(redis: Redis) -> None:
     store = ExecutionStore(redis, ttl_s=60, max_stdin_bytes=10)
-    job = wire.Job(uuid.uuid4().hex, "python", (), stdin="abc")
+    job = wire.Job(keys.new_execution_id("python"), "python", (), stdin="abc")
     await store.submit(job, max_concurrent=0, max_depth=0)
     assert await store.send_stdin(job.execution_id, _stdin("x"), 1, False) == STDIN_CLOSED
     assert await redis.exists(keys.control(job.execution_id)) == 0
@@ -85,7 +84,7 @@ async def test_stdin_frames_are_capped_in_number_too(
 ) -> None:
     monkeypatch.setattr("app.executions.MAX_STDIN_FRAMES", 3)
     store = ExecutionStore(redis, ttl_s=60, max_stdin_bytes=10)
-    job = wire.Job(uuid.uuid4().hex, "python", (), interactive=True)
+    job = wire.Job(keys.new_execution_id("python"), "python", (), interactive=True)
     await store.submit(job, max_concurrent=0, max_depth=0)
     replies = [await store.send_stdin(job.execution_id, _stdin("x"), 1, False) for _ in range(5)]
     assert replies == [STDIN_OK] * 3 + [STDIN_LIMIT] * 2

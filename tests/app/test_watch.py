@@ -3,7 +3,6 @@ re-reads start at the next `seq` needed, and a watcher that falls behind loses n
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 
@@ -44,7 +43,7 @@ class FakeRun:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.id = uuid.uuid4().hex
+        self.id = keys.new_execution_id("python")
         self.seq = 0
 
     async def start(self) -> None:

@@ -9,6 +9,7 @@ from typing import Literal
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtimes import keys, wire
 from runtimes.lifecycle import Status
@@ -20,6 +21,7 @@ from runtimes.transitions import (
     ORPHAN,
     RESERVATION_GRACE_S,
     SHED,
+    SUBMIT_LATE_S,
     Transitions,
 )
 
@@ -169,3 +171,22 @@ async def test_a_record_from_before_priorities_is_on_the_standard_stream(redis: 
     assert await t.sweep(job.execution_id, LANG) == (ALIVE, 0)
     assert await t.abort(job.execution_id, LANG, 60) == ABORTED_NOW
     assert await redis.xrange(keys.job_stream(LANG), entry, entry) == []
+
+
+async def test_a_submit_too_late_after_its_slot_queues_nothing_and_frees_it(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its slot may have been found lost meanwhile and given to another run: queueing it
+    too would put the user over the cap."""
+    t, late = Transitions(redis), _job()
+
+    async def taken_long_ago(job: wire.Job, cap: int) -> int:
+        await redis.zadd(keys.user_active(job.user), {job.execution_id: 0})
+        return int(time.time()) - SUBMIT_LATE_S - 1
+
+    monkeypatch.setattr(t, "_take_slot", taken_long_ago)
+    with pytest.raises(RedisTimeoutError):
+        await t.submit(late, max_concurrent=1)
+    assert await redis.exists(keys.execution(late.execution_id)) == 0
+    assert await redis.xlen(keys.job_stream(LANG)) == 0
+    assert await redis.zcard(keys.user_active("alice")) == 0
