@@ -8,6 +8,7 @@ import uuid
 import orjson
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from poolmgr.queue import INVALID_JOB, JobQueue
 from runtimes import keys, wire
@@ -116,3 +117,19 @@ async def test_a_retry_of_an_entry_already_gone_leaves_nothing_pending(redis: Re
     assert await redis.xlen(keys.job_stream(lang)) == 0
     pending = await redis.xpending(keys.job_stream(lang), keys.WORKER_GROUP)
     assert pending["pending"] == 0
+
+
+async def test_a_redis_error_in_the_clusters_wait_reaches_the_caller_as_itself(
+    redis: Redis,
+) -> None:
+    """On a cluster the idle wait is one XREAD per language side by side; a failure of one
+    must be the RedisError the consumer handles (a retry), not a group that ends it."""
+    a, b = f"a{uuid.uuid4().hex[:6]}", f"b{uuid.uuid4().hex[:6]}"
+    queue = JobQueue(redis, f"w-{uuid.uuid4().hex[:6]}", Transitions(redis), 60, sharded=True)
+    await queue.ensure_groups([a])
+    await redis.set(keys.job_stream(b), "not a stream")  # its XREAD fails: WRONGTYPE
+    try:
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await queue.read([a], waited=[a, b])
+    finally:
+        await redis.delete(keys.job_stream(b))
