@@ -30,7 +30,9 @@ GROUP_STREAM = keys.job_stream("python")
 
 
 async def _one(redis: Redis, t: Transitions, frames: int, worker: str) -> None:
-    job = wire.Job(uuid.uuid4().hex, "python", (wire.SourceFile("main.py", "print(1)"),))
+    job = wire.Job(
+        keys.new_execution_id("python"), "python", (wire.SourceFile("main.py", "print(1)"),)
+    )
     await t.submit(job)
     reply = await redis.xreadgroup(keys.WORKER_GROUP, worker, {GROUP_STREAM: ">"}, count=1)
     entry_id = reply[0][1][0][0].decode() if reply else "0-0"
