@@ -126,8 +126,7 @@ class Pool:
 
     def _take_warm(self, now: float) -> Container | None:
         while self._warm:
-            container = self._warm.popleft()
-            self._watches.pop(container.id).cancel()
+            container = self._pop_warm()
             if container.alive and container.image_id == self._image_id:
                 self._in_use.add(container.id)
                 if self._warm and now >= self._quiet_until:  # never extended: a bounded delay
@@ -247,8 +246,7 @@ class Pool:
         destroyed on the way out, so they go now."""
         self._draining = True
         while self._warm and self._tg is not None:
-            container = self._warm.popleft()
-            self._watches.pop(container.id).cancel()
+            container = self._pop_warm()
             self.discard(container)
 
     def _refill(self) -> None:
@@ -340,6 +338,12 @@ class Pool:
     def _fail(self, waiter: _Waiter, reason: str) -> None:
         waiter.error = PoolUnavailable(f"no {self.language} container: {reason}")
         waiter.served.set()
+
+    def _pop_warm(self) -> Container:
+        """The oldest warm container, no longer watched: the caller uses or destroys it."""
+        container = self._warm.popleft()
+        self._watches.pop(container.id).cancel()
+        return container
 
     def _add_warm(self, container: Container) -> None:
         assert self._tg is not None
@@ -451,6 +455,5 @@ class Pool:
 
     async def _drain(self) -> None:
         while self._warm:
-            container = self._warm.popleft()
-            self._watches.pop(container.id).cancel()
+            container = self._pop_warm()
             await self._destroy(container)
